@@ -1,0 +1,192 @@
+// Package config reads pushfn's settings (DESIGN §8) from the environment once, at start, into a
+// typed and validated Config; a bad value is an error naming the variable.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of DESIGN §8, parsed and validated.
+type Config struct {
+	QueueURL            string
+	TableName           string
+	MaxConcurrency      int
+	MaxPerHost          int
+	RequestTimeout      time.Duration
+	MaxAttempts         int
+	RetryBaseDelay      time.Duration
+	RetryMaxDelay       time.Duration
+	RecordTTL           time.Duration
+	MaxPayloadBytes     int
+	SigningSecrets      [][]byte // decoded from the whsec_<base64> form, in the order given
+	AllowPrivateTargets bool
+	AllowHTTPTargets    bool
+	LogLevel            slog.Level
+}
+
+// Limits on settings: SQS caps visibility timeouts at 12 hours and message size at 1 MiB, and
+// the envelope around a payload needs room of its own.
+const (
+	maxRetryDelay   = 12 * time.Hour
+	maxPayloadBytes = 1_000_000
+)
+
+// Defaults returns the configuration used where the environment sets nothing. QueueURL and
+// TableName have no default.
+func Defaults() Config {
+	return Config{
+		MaxConcurrency:  512,
+		MaxPerHost:      128,
+		RequestTimeout:  10 * time.Second,
+		MaxAttempts:     10,
+		RetryBaseDelay:  10 * time.Second,
+		RetryMaxDelay:   time.Hour,
+		RecordTTL:       7 * 24 * time.Hour,
+		MaxPayloadBytes: 262_144,
+		LogLevel:        slog.LevelInfo,
+	}
+}
+
+// Names lists every environment variable Load reads.
+func Names() []string {
+	names := make([]string, len(settings))
+	for i, s := range settings {
+		names[i] = s.name
+	}
+	return names
+}
+
+// setting parses one environment variable into c.
+type setting struct {
+	name     string
+	required bool
+	parse    func(c *Config, v string) error
+	secret   bool // never repeat the value in an error
+}
+
+var settings = []setting{
+	{name: "QUEUE_URL", required: true, parse: func(c *Config, v string) error { c.QueueURL = v; return nil }},
+	{name: "TABLE_NAME", required: true, parse: func(c *Config, v string) error { c.TableName = v; return nil }},
+	{name: "MAX_CONCURRENCY", required: false, parse: intIn(1, 100_000, func(c *Config) *int { return &c.MaxConcurrency })},
+	{name: "MAX_PER_HOST", required: false, parse: intIn(1, 100_000, func(c *Config) *int { return &c.MaxPerHost })},
+	{name: "REQUEST_TIMEOUT", required: false, parse: durationIn(time.Millisecond, 15*time.Minute, func(c *Config) *time.Duration { return &c.RequestTimeout })},
+	{name: "MAX_ATTEMPTS", required: false, parse: intIn(1, 1000, func(c *Config) *int { return &c.MaxAttempts })},
+	{name: "RETRY_BASE_DELAY", required: false, parse: durationIn(0, maxRetryDelay, func(c *Config) *time.Duration { return &c.RetryBaseDelay })},
+	{name: "RETRY_MAX_DELAY", required: false, parse: durationIn(0, maxRetryDelay, func(c *Config) *time.Duration { return &c.RetryMaxDelay })},
+	{name: "RECORD_TTL", required: false, parse: durationIn(time.Minute, 10*365*24*time.Hour, func(c *Config) *time.Duration { return &c.RecordTTL })},
+	{name: "MAX_PAYLOAD_BYTES", required: false, parse: intIn(1, maxPayloadBytes, func(c *Config) *int { return &c.MaxPayloadBytes })},
+	{name: "SIGNING_SECRETS", required: false, parse: parseSecrets, secret: true},
+	{name: "ALLOW_PRIVATE_TARGETS", required: false, parse: boolean(func(c *Config) *bool { return &c.AllowPrivateTargets })},
+	{name: "ALLOW_HTTP_TARGETS", required: false, parse: boolean(func(c *Config) *bool { return &c.AllowHTTPTargets })},
+	{name: "LOG_LEVEL", required: false, parse: parseLevel},
+}
+
+// Load reads the settings through getenv (os.Getenv in main, a map in tests). It reports every
+// bad or missing variable at once, each error naming its variable.
+func Load(getenv func(string) string) (Config, error) {
+	c := Defaults()
+	var errs []error
+	for _, s := range settings {
+		v := strings.TrimSpace(getenv(s.name))
+		if v == "" {
+			if s.required {
+				errs = append(errs, fmt.Errorf("%s is required", s.name))
+			}
+			continue
+		}
+		if err := s.parse(&c, v); err != nil {
+			if s.secret {
+				errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			} else {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", s.name, v, err))
+			}
+		}
+	}
+	if c.RetryBaseDelay > c.RetryMaxDelay {
+		errs = append(errs, fmt.Errorf("RETRY_BASE_DELAY (%s) is above RETRY_MAX_DELAY (%s)", c.RetryBaseDelay, c.RetryMaxDelay))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+func intIn(lo, hi int, field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("not a whole number")
+		}
+		if n < lo || n > hi {
+			return fmt.Errorf("must be from %d to %d", lo, hi)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+// durationIn accepts a Go duration ("10s", "1h30m") or a whole number of seconds, as CloudFormation
+// parameters usually give them.
+func durationIn(lo, hi time.Duration, field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			secs, nerr := strconv.ParseInt(v, 10, 64)
+			if nerr != nil || secs > int64(hi/time.Second)+1 {
+				return errors.New(`not a duration such as "10s" or a number of seconds`)
+			}
+			d = time.Duration(secs) * time.Second
+		}
+		if d < lo || d > hi {
+			return fmt.Errorf("must be from %s to %s", lo, hi)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func boolean(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		switch strings.ToLower(v) {
+		case "true", "1", "yes":
+			*field(c) = true
+		case "false", "0", "no":
+			*field(c) = false
+		default:
+			return errors.New("must be true or false")
+		}
+		return nil
+	}
+}
+
+func parseLevel(c *Config, v string) error {
+	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+		return errors.New("must be debug, info, warn or error")
+	}
+	return nil
+}
+
+// parseSecrets reads space-separated Standard Webhooks secrets (whsec_<base64>); several allow
+// rotation. The error never repeats a secret.
+func parseSecrets(c *Config, v string) error {
+	var secrets [][]byte
+	for i, f := range strings.Fields(v) {
+		raw, ok := strings.CutPrefix(f, "whsec_")
+		if !ok {
+			return fmt.Errorf("secret %d does not start with whsec_", i+1)
+		}
+		key, err := base64.StdEncoding.DecodeString(raw)
+		if err != nil || len(key) == 0 {
+			return fmt.Errorf("secret %d is not whsec_ followed by base64", i+1)
+		}
+		secrets = append(secrets, key)
+	}
+	c.SigningSecrets = secrets
+	return nil
+}

@@ -1,0 +1,111 @@
+package config
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func base() map[string]string {
+	return map[string]string{"QUEUE_URL": "http://127.0.0.1:4566/000000000000/q", "TABLE_NAME": "t"}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(base()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults()
+	want.QueueURL, want.TableName = "http://127.0.0.1:4566/000000000000/q", "t"
+	if c.MaxConcurrency != 512 || c.MaxPerHost != 128 || c.RequestTimeout != 10*time.Second ||
+		c.MaxAttempts != 10 || c.RetryBaseDelay != 10*time.Second || c.RetryMaxDelay != time.Hour ||
+		c.RecordTTL != 168*time.Hour || c.MaxPayloadBytes != 262144 || c.LogLevel != slog.LevelInfo ||
+		c.AllowHTTPTargets || c.AllowPrivateTargets || c.SigningSecrets != nil {
+		t.Fatalf("defaults: got %+v", c)
+	}
+	if c.QueueURL != want.QueueURL || c.TableName != want.TableName {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestLoadParses(t *testing.T) {
+	t.Parallel()
+	m := base()
+	m["MAX_CONCURRENCY"] = "1000"
+	m["REQUEST_TIMEOUT"] = "2500ms"
+	m["RETRY_BASE_DELAY"] = "1"
+	m["RETRY_MAX_DELAY"] = "60"
+	m["SIGNING_SECRETS"] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_c2Vjb25k"
+	m["ALLOW_PRIVATE_TARGETS"] = "true"
+	m["LOG_LEVEL"] = "debug"
+	c, err := Load(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxConcurrency != 1000 || c.RequestTimeout != 2500*time.Millisecond || c.RetryBaseDelay != time.Second ||
+		c.RetryMaxDelay != time.Minute || len(c.SigningSecrets) != 2 || string(c.SigningSecrets[1]) != "second" ||
+		!c.AllowPrivateTargets || c.LogLevel != slog.LevelDebug {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestLoadRefuses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, key, value string
+	}{
+		{"missing queue", "QUEUE_URL", ""},
+		{"missing table", "TABLE_NAME", ""},
+		{"not a number", "MAX_CONCURRENCY", "many"},
+		{"zero concurrency", "MAX_CONCURRENCY", "0"},
+		{"negative per host", "MAX_PER_HOST", "-1"},
+		{"bad duration", "REQUEST_TIMEOUT", "soon"},
+		{"timeout too long", "REQUEST_TIMEOUT", "1h"},
+		{"zero attempts", "MAX_ATTEMPTS", "0"},
+		{"retry over 12h", "RETRY_MAX_DELAY", "13h"},
+		{"base above max", "RETRY_BASE_DELAY", "2h"},
+		{"ttl too short", "RECORD_TTL", "1s"},
+		{"payload too big", "MAX_PAYLOAD_BYTES", "2000000"},
+		{"secret prefix", "SIGNING_SECRETS", "c2VjcmV0"},
+		{"secret base64", "SIGNING_SECRETS", "whsec_!!!"},
+		{"bool", "ALLOW_HTTP_TARGETS", "maybe"},
+		{"level", "LOG_LEVEL", "loud"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := base()
+			m[tt.key] = tt.value
+			_, err := Load(env(m))
+			if err == nil {
+				t.Fatalf("%s=%q accepted", tt.key, tt.value)
+			}
+			if !strings.Contains(err.Error(), tt.key) {
+				t.Fatalf("error %q does not name %s", err, tt.key)
+			}
+		})
+	}
+}
+
+func TestLoadNeverEchoesSecrets(t *testing.T) {
+	t.Parallel()
+	m := base()
+	m["SIGNING_SECRETS"] = "whsec_c2Vjb25k hunter2"
+	_, err := Load(env(m))
+	if err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "c2Vjb25k") {
+		t.Fatalf("error %v: want a refusal that does not repeat the secrets", err)
+	}
+}
+
+func TestNamesCoversEveryVariable(t *testing.T) {
+	t.Parallel()
+	if got := len(Names()); got != 14 {
+		t.Fatalf("Names() has %d variables, DESIGN §8 lists 14", got)
+	}
+}

@@ -1,0 +1,78 @@
+// Package message is pushfn's domain model: the message a caller submits, the record kept for
+// it, its states and its identity. It imports only the standard library; every other package
+// builds on it.
+package message
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Target is where a message is pushed: an absolute URL and optional extra request headers.
+type Target struct {
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// Message is what a caller submits (DESIGN §2).
+type Message struct {
+	Target         Target          `json:"target"`
+	Payload        json.RawMessage `json:"payload"`
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	DelaySeconds   int             `json:"delay_seconds,omitempty"`
+	ExpiresAt      *time.Time      `json:"expires_at,omitempty"`
+}
+
+// Envelope is the body of the SQS message for one accepted message: everything the deliver
+// function needs, so delivery reads nothing from DynamoDB.
+type Envelope struct {
+	ID        string          `json:"id"`
+	Target    Target          `json:"target"`
+	Payload   json.RawMessage `json:"payload"`
+	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+}
+
+// Status is the state of a message's delivery (DESIGN §3).
+type Status string
+
+// The states a message moves through.
+const (
+	Accepted   Status = "accepted"
+	Delivering Status = "delivering"
+	Delivered  Status = "delivered"
+	Retrying   Status = "retrying"
+	Failed     Status = "failed"
+	Expired    Status = "expired"
+)
+
+// Final reports whether no further delivery attempt may follow s.
+func (s Status) Final() bool {
+	return s == Delivered || s == Failed || s == Expired
+}
+
+// Attempt describes one delivery attempt.
+type Attempt struct {
+	At         time.Time `json:"at"`
+	StatusCode int       `json:"status_code,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	DurationMS int64     `json:"duration_ms"`
+}
+
+// Record is the stored state of one message: one DynamoDB item (DESIGN §3). The payload is not
+// part of it; it travels in the queue.
+type Record struct {
+	ID             string
+	Status         Status
+	Fingerprint    string
+	IdempotencyKey string // empty when the caller gave none
+	TargetHost     string
+	Attempts       int
+	LeaseToken     string    // set while a worker holds the lease
+	LeaseUntil     time.Time // zero when no lease is held
+	LastAttempt    *Attempt
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	DeliveredAt    time.Time  // zero until delivered
+	ExpiresAt      *time.Time // the message's own expiry, if any
+	TTL            time.Time  // when DynamoDB may delete the record; set by the store on every write
+}

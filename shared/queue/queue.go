@@ -1,0 +1,9 @@
+// Package queue puts messages on pushfn's SQS queue: batched sends with per-message outcomes,
+// and the creation of the queue with its dead-letter queue.
+package queue
+
+// Entry is one message to send.
+type Entry struct {
+	Body         string // the SQS message body: a message.Envelope as JSON
+	DelaySeconds int    // 0 to 900
+}
