@@ -11,12 +11,12 @@ import (
 // InProcess invokes a handler in this process, with the same results as Function.Invoke, so
 // that code driving functions (an API or a queue poller) can be tested without building one.
 type InProcess struct {
-	h lambda.Handler
+	handler any
 }
 
 // NewInProcess wraps handler, any function lambda.Start accepts.
 func NewInProcess(handler any) *InProcess {
-	return &InProcess{h: lambda.NewHandler(handler)}
+	return &InProcess{handler: handler}
 }
 
 // Invoke calls the handler; its error is reported as the FunctionError aws-lambda-go would post.
@@ -26,7 +26,8 @@ func (p *InProcess) Invoke(ctx context.Context, payload []byte) (response []byte
 			response, fnErr, err = nil, &FunctionError{Type: typeName(v), Message: fmt.Sprint(v)}, nil
 		}
 	}()
-	out, err := p.h.Invoke(ctx, payload)
+	// aws-lambda-go's handler reuses one response buffer, so concurrent invokes each need their own.
+	out, err := lambda.NewHandler(p.handler).Invoke(ctx, payload)
 	if err != nil {
 		return nil, &FunctionError{Type: typeName(err), Message: err.Error()}, nil
 	}
