@@ -71,7 +71,10 @@ func (e *Error) Error() string {
 	default:
 		s += ": " + e.Message
 	}
-	return s + " (" + strconv.Itoa(e.Tries) + " tries)"
+	if e.Tries > 0 {
+		s += " (" + strconv.Itoa(e.Tries) + " tries)"
+	}
+	return s
 }
 
 // Unwrap returns ErrPermanent or ErrRetryable, and the request's error if any.
@@ -129,13 +132,6 @@ func (p *Producer) Send(ctx context.Context, entries []Entry) []error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			defer func() {
-				if r := recover(); r != nil {
-					for _, i := range chunk {
-						errs[i] = &Error{Message: fmt.Sprintf("panic: %v", r)}
-					}
-				}
-			}()
 			p.sendChunk(ctx, entries, chunk, errs)
 		})
 	}
@@ -183,7 +179,16 @@ func (p *Producer) chunks(entries []Entry, errs []error) [][]int {
 func (p *Producer) sendChunk(ctx context.Context, entries []Entry, chunk []int, errs []error) {
 	maxTries := max(p.MaxTries, 1)
 	pending := chunk
-	for try := 1; len(pending) > 0; try++ {
+	try := 1
+	defer func() {
+		// A panic (in the API, say) fails only the entries not yet queued.
+		if r := recover(); r != nil {
+			for _, i := range pending {
+				errs[i] = &Error{Message: fmt.Sprintf("panic: %v", r), Tries: try}
+			}
+		}
+	}()
+	for ; len(pending) > 0; try++ {
 		if try > 1 {
 			if err := p.sleep(ctx, try-1); err != nil {
 				for _, i := range pending {

@@ -391,3 +391,25 @@ func TestSendEmpty(t *testing.T) {
 		t.Errorf("%d requests for no entries", n)
 	}
 }
+
+func TestSendPanicOnRetryKeepsQueuedEntries(t *testing.T) {
+	t.Parallel()
+	fake := &fakeSQS{respond: func(call int, in *sqs.SendMessageBatchInput) (*sqs.SendMessageBatchOutput, error) {
+		if call > 0 {
+			panic("boom")
+		}
+		return succeed(in, func(e types.SendMessageBatchRequestEntry) *types.BatchResultErrorEntry {
+			if strings.HasPrefix(aws.ToString(e.MessageBody), "m001") {
+				return &types.BatchResultErrorEntry{Code: aws.String("InternalError")}
+			}
+			return nil
+		}), nil
+	}}
+	errs := newProducer(fake).Send(context.Background(), entries(3, 10))
+	if errs[0] != nil || errs[2] != nil {
+		t.Errorf("queued entries reported failed: %v, %v", errs[0], errs[2])
+	}
+	if !errors.Is(errs[1], queue.ErrRetryable) {
+		t.Errorf("entry 1: %v, want retryable", errs[1])
+	}
+}
