@@ -47,6 +47,7 @@ func createQueues(t *testing.T, client *sqs.Client, maxReceiveCount int, visibil
 	if err != nil {
 		t.Fatal(err)
 	}
+	dropQueues(t, client, url, dlq)
 	return url, dlq
 }
 
@@ -161,6 +162,7 @@ func TestIntegrationCreateQueues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dropQueues(t, client, url, dlq)
 	if !strings.HasSuffix(url, "/"+name) || !strings.HasSuffix(dlq, "/"+name+queue.DLQSuffix) {
 		t.Errorf("URLs %q and %q do not name %s and its DLQ", url, dlq, name)
 	}
@@ -211,4 +213,15 @@ func TestCreateQueuesRefusesBadSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dropQueues deletes the queues when the test ends, so the shared emulator does not fill up.
+func dropQueues(t *testing.T, client *sqs.Client, urls ...string) {
+	t.Cleanup(func() {
+		for _, url := range urls {
+			if _, err := client.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(url)}); err != nil {
+				t.Logf("delete queue %s: %v", url, err)
+			}
+		}
+	})
 }

@@ -19,6 +19,7 @@ func TestIntegrationDynamoDBConformance(t *testing.T) {
 	// warning for each.
 	client := dynamodb.NewFromConfig(awstest.Config(t), func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
 	table := awstest.Name(t)
+	dropTable(t, client, table)
 	if err := store.CreateTable(context.Background(), client, table); err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +30,7 @@ func TestIntegrationCreateTable(t *testing.T) {
 	t.Parallel()
 	client := dynamodb.NewFromConfig(awstest.Config(t), func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
 	table := awstest.Name(t)
+	dropTable(t, client, table)
 	for i := range 2 { // the second call finds the table and its TTL in place
 		if err := store.CreateTable(context.Background(), client, table); err != nil {
 			t.Fatalf("CreateTable #%d: %v", i+1, err)
@@ -55,4 +57,13 @@ func TestIntegrationCreateTable(t *testing.T) {
 	if d := ttl.TimeToLiveDescription; d == nil || aws.ToString(d.AttributeName) != "ttl" || d.TimeToLiveStatus != types.TimeToLiveStatusEnabled {
 		t.Errorf("TTL = %+v, want enabled on ttl", d)
 	}
+}
+
+// dropTable deletes table when the test ends, so the shared emulator does not fill up.
+func dropTable(t *testing.T, client *dynamodb.Client, table string) {
+	t.Cleanup(func() {
+		if _, err := client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)}); err != nil {
+			t.Logf("delete table %s: %v", table, err)
+		}
+	})
 }
