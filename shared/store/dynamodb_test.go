@@ -15,9 +15,7 @@ import (
 
 func TestIntegrationDynamoDBConformance(t *testing.T) {
 	t.Parallel()
-	// DynamoDB Local's CRC32 header does not match some of its error bodies; the SDK would log a
-	// warning for each.
-	client := dynamodb.NewFromConfig(awstest.Config(t), func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
+	client := awstest.DynamoDB(t)
 	table := awstest.Name(t)
 	dropTable(t, client, table)
 	if err := store.CreateTable(context.Background(), client, table); err != nil {
@@ -28,7 +26,7 @@ func TestIntegrationDynamoDBConformance(t *testing.T) {
 
 func TestIntegrationCreateTable(t *testing.T) {
 	t.Parallel()
-	client := dynamodb.NewFromConfig(awstest.Config(t), func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
+	client := awstest.DynamoDB(t)
 	table := awstest.Name(t)
 	dropTable(t, client, table)
 	for i := range 2 { // the second call finds the table and its TTL in place
