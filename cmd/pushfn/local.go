@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/pushfn/pushfn/shared/lambdarun"
+)
+
+// localFunction is what a local run needs of one function of the template.
+type localFunction struct {
+	LogicalID string
+	Dir       string            // the package to build, such as ./functions/api
+	Env       map[string]string // the template's variables
+	Timeout   time.Duration
+	MemoryMB  int
+}
+
+// localStack names the resources a local run uses.
+type localStack struct {
+	Table    string
+	Queue    string
+	QueueURL string
+	Region   string
+}
+
+// Defaults of a local run.
+const (
+	defaultTable  = "pushfn-local"
+	defaultQueue  = "pushfn-local"
+	defaultRegion = "us-east-1"
+	buildDir      = ".pushfn/build"
+)
+
+// functionDir returns the package of a function: ApiFunction is ./functions/api.
+func functionDir(logicalID string) string {
+	return "./functions/" + strings.ToLower(strings.TrimSuffix(logicalID, "Function"))
+}
+
+// build compiles a function's bootstrap for this machine, as `sam build` would for Lambda.
+func build(ctx context.Context, fn localFunction) (string, error) {
+	out, err := filepath.Abs(filepath.Join(buildDir, fn.LogicalID, "bootstrap"))
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, fn.Dir)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s (%s): %w\n%s", fn.LogicalID, fn.Dir, err, msg)
+	}
+	return out, nil
+}
+
+// environment returns a function's variables for a local run: the template's, with the local
+// stack's names and local defaults, then the shell's and the env vars file's values as sam local
+// applies them, and what the process needs to reach the emulators.
+func environment(fn localFunction, stack localStack, local map[string]string, file lambdarun.EnvFile) map[string]string {
+	declared := make(map[string]string, len(fn.Env)+len(local)+2)
+	for k, v := range fn.Env {
+		declared[k] = v
+	}
+	declared["TABLE_NAME"] = stack.Table
+	declared["QUEUE_URL"] = stack.QueueURL
+	for k, v := range local {
+		declared[k] = v
+	}
+	env := lambdarun.Resolve(fn.LogicalID, declared, os.LookupEnv, file)
+	for k, v := range lambdarun.Passthrough(os.Environ()) {
+		env[k] = v
+	}
+	// The emulators accept any credentials; the SDK needs some.
+	if env["AWS_ACCESS_KEY_ID"] == "" && env["AWS_PROFILE"] == "" {
+		env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "local", "local"
+	}
+	return env
+}
+
+// awsConfig returns the SDK configuration of a local run: the emulators' endpoints come from
+// AWS_ENDPOINT_URL_SQS and AWS_ENDPOINT_URL_DYNAMODB, as in the functions.
+func awsConfig(ctx context.Context, region string) (aws.Config, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region)}
+	if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// reachable reports whether something listens at an endpoint URL.
+func reachable(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
+
+// usageError is a command line mistake: the command prints its usage.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// exitError ends the command with a status and no further message.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+var errNoEmulators = errors.New("the emulators are not running")

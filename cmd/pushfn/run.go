@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/pushfn/pushfn/shared/apigw"
+	"github.com/pushfn/pushfn/shared/esm"
+	"github.com/pushfn/pushfn/shared/lambdarun"
+)
+
+const runUsage = `usage: pushfn run [--port 3000] [--env-vars env.json]
+
+Runs pushfn on this machine: the emulators (started when not already running), the table and
+queues, the api function served as API Gateway would at http://127.0.0.1:<port>, and the
+deliver function fed from the queue as the SQS event source mapping would. Ctrl-C stops it all.`
+
+// runCommand implements `pushfn run`.
+func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, runUsage); fs.PrintDefaults() }
+	host := fs.String("host", "127.0.0.1", "the address to serve the API on")
+	port := fs.Int("port", 3000, "the port to serve the API on")
+	table := fs.String("table", defaultTable, "the DynamoDB table")
+	queueName := fs.String("queue", defaultQueue, "the SQS queue")
+	envVars := fs.String("env-vars", "", "a JSON file of variables, in the sam local --env-vars format")
+	apiProcesses := fs.Int("api-processes", 4, "api function processes: requests served at once")
+	retryBase := fs.String("retry-base-delay", "", "RETRY_BASE_DELAY for the deliver function (the template's when empty)")
+	retryMax := fs.String("retry-max-delay", "", "RETRY_MAX_DELAY for the deliver function (the template's when empty)")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pushfn run: unexpected %q\n", fs.Arg(0))
+		return exitError(2)
+	}
+	var file lambdarun.EnvFile
+	if *envVars != "" {
+		var err error
+		if file, err = lambdarun.ReadEnvFile(*envVars); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "pushfn run")
+
+	functions, mapping, err := loadTemplate()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		return fmt.Errorf("serve the API: %w (another pushfn run? choose another --port)", err)
+	}
+	defer ln.Close()
+
+	backends, err := startBackends(ctx, stderr, true)
+	if err != nil {
+		return err
+	}
+	defer backends.stop(stderr)
+	stack, err := backends.create(ctx, *table, *queueName, mapping.Visibility, mapping.MaxReceives)
+	if err != nil {
+		return err
+	}
+
+	ids := []string{"ApiFunction", "DeliverFunction", "RelayFunction"}
+	paths, err := buildAll(ctx, functions, ids)
+	if err != nil {
+		return err
+	}
+	local := localDefaults()
+	if *retryBase != "" {
+		local["RETRY_BASE_DELAY"] = *retryBase
+	}
+	if *retryMax != "" {
+		local["RETRY_MAX_DELAY"] = *retryMax
+	}
+	pool := func(id string, size int) *lambdarun.Pool {
+		fn := functions[id]
+		return lambdarun.NewPool(lambdarun.Config{
+			Name: id, Path: paths[id], Timeout: fn.Timeout, MemoryMB: fn.MemoryMB, Region: stack.Region,
+			Env: environment(fn, stack, local, file), Output: stderr,
+		}, size)
+	}
+	api := pool("ApiFunction", *apiProcesses)
+	defer api.Close()
+	deliver := pool("DeliverFunction", mapping.Concurrency)
+	defer deliver.Close()
+
+	srv := &http.Server{Handler: apigw.New(api, apiRoutes(), apigw.WithLogger(log)), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	m, err := esm.New(sqs.NewFromConfig(backends.cfg), deliver, esm.Config{
+		QueueURL: stack.QueueURL, Region: stack.Region, BatchSize: mapping.BatchSize, Window: mapping.Window,
+		Concurrency: mapping.Concurrency, ReportBatchItemFailures: true, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	polling, stopPolling := context.WithCancel(ctx)
+	defer stopPolling()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := m.Run(polling); err != nil {
+			log.Error("event source mapping stopped", "error", err)
+		}
+	})
+
+	banner(stdout, "http://"+ln.Addr().String(), stack, mapping, local)
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		log.Error("API server stopped", "error", err)
+	}
+	fmt.Fprintln(stderr, "pushfn run: stopping")
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	stopPolling()
+	// Deliveries in flight may finish; past the grace period their processes are killed and
+	// SQS redelivers their records on the next run.
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		_ = deliver.Close()
+		<-finished
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return nil
+	}
+	return ctx.Err()
+}
+
+// buildAll builds the functions at once.
+func buildAll(ctx context.Context, functions map[string]localFunction, ids []string) (map[string]string, error) {
+	paths := make(map[string]string, len(ids))
+	errs := make([]error, len(ids))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		fn, ok := functions[id]
+		if !ok {
+			return nil, fmt.Errorf("no %s in the template", id)
+		}
+		wg.Go(func() {
+			path, err := build(ctx, fn)
+			mu.Lock()
+			paths[id], errs[i] = path, err
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return paths, errors.Join(errs...)
+}
+
+// apiRoutes are the HTTP API's routes (DESIGN §2).
+func apiRoutes() []apigw.Route {
+	return []apigw.Route{
+		{Method: "POST", Path: "/v1/messages"},
+		{Method: "POST", Path: "/v1/messages/batch"},
+		{Method: "GET", Path: "/v1/messages/{id}"},
+	}
+}
+
+func banner(w io.Writer, apiURL string, stack localStack, mapping mappingSettings, local map[string]string) {
+	fmt.Fprintf(w, `
+pushfn is running locally
+  API        %[1]s  (ApiFunction, as API Gateway HTTP API)
+  delivery   DeliverFunction fed from SQS queue %[2]s (batch size %[3]d, window %[4]s, %[5]d at once)
+  relay      pushfn invoke RelayFunction -e events/eventbridge.json
+  state      DynamoDB table %[6]s
+  local only ALLOW_PRIVATE_TARGETS=%[7]s ALLOW_HTTP_TARGETS=%[8]s: loopback and plain-http targets are allowed
+
+Try it (in another terminal):
+  go run ./cmd/pushfn receiver
+  curl -s %[1]s/v1/messages -H 'Content-Type: application/json' \
+    -d '{"target":{"url":"http://127.0.0.1:9000/push"},"payload":{"user_id":"1","message":"Hello"}}'
+  curl -s %[1]s/v1/messages/<id>
+
+Ctrl-C stops everything pushfn run started.
+`, apiURL, stack.Queue, mapping.BatchSize, mapping.Window, mapping.Concurrency, stack.Table,
+		local["ALLOW_PRIVATE_TARGETS"], local["ALLOW_HTTP_TARGETS"])
+}
