@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/pushfn/pushfn/shared/lambdarun"
@@ -28,6 +29,7 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	envVars := fs.String("env-vars", "", "a JSON file of variables, in the sam local invoke --env-vars format")
 	table := fs.String("table", defaultTable, "the DynamoDB table of the local stack")
 	queueName := fs.String("queue", defaultQueue, "the SQS queue of the local stack")
+	builds := fs.String("build-dir", "", "where to build the function (default .pushfn/build/invoke in the repository)")
 	// The logical id comes first, as with sam local invoke; flags may follow it.
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if err := fs.Parse(args); err != nil {
@@ -54,9 +56,16 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 	}
-	functions, mapping, err := loadTemplate()
+	root, err := repoRoot()
 	if err != nil {
 		return err
+	}
+	functions, mapping, err := loadTemplate(root)
+	if err != nil {
+		return err
+	}
+	if *builds == "" {
+		*builds = filepath.Join(root, buildDir, "invoke")
 	}
 	fn, ok := functions[logicalID]
 	if !ok {
@@ -73,7 +82,7 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	fmt.Fprintf(stderr, "Building %s (%s)\n", logicalID, fn.Dir)
-	path, err := build(ctx, fn)
+	path, err := build(ctx, root, *builds, fn)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ const (
 	defaultTable  = "pushfn-local"
 	defaultQueue  = "pushfn-local"
 	defaultRegion = "us-east-1"
-	buildDir      = ".pushfn/build"
+	buildDir      = ".pushfn/build" // under the repository
 )
 
 // functionDir returns the package of a function: ApiFunction is ./functions/api.
@@ -49,13 +49,15 @@ func functionDir(logicalID string) string {
 	return "./functions/" + strings.ToLower(strings.TrimSuffix(logicalID, "Function"))
 }
 
-// build compiles a function's bootstrap for this machine, as `sam build` would for Lambda.
-func build(ctx context.Context, fn localFunction) (string, error) {
-	out, err := filepath.Abs(filepath.Join(buildDir, fn.LogicalID, "bootstrap"))
+// build compiles a function's bootstrap for this machine into dir, as `sam build` would for
+// Lambda.
+func build(ctx context.Context, root, dir string, fn localFunction) (string, error) {
+	out, err := filepath.Abs(filepath.Join(dir, fn.LogicalID, "bootstrap"))
 	if err != nil {
 		return "", err
 	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, fn.Dir)
+	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build %s (%s): %w\n%s", fn.LogicalID, fn.Dir, err, msg)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -40,6 +41,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	queueName := fs.String("queue", defaultQueue, "the SQS queue")
 	envVars := fs.String("env-vars", "", "a JSON file of variables, in the sam local --env-vars format")
 	apiProcesses := fs.Int("api-processes", 4, "api function processes: requests served at once")
+	builds := fs.String("build-dir", "", "where to build the functions (default .pushfn/build/run in the repository)")
 	retryBase := fs.String("retry-base-delay", "", "RETRY_BASE_DELAY for the deliver function (the template's when empty)")
 	retryMax := fs.String("retry-max-delay", "", "RETRY_MAX_DELAY for the deliver function (the template's when empty)")
 	if err := fs.Parse(args); err != nil {
@@ -60,7 +62,11 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer stop()
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "pushfn run")
 
-	functions, mapping, err := loadTemplate()
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	functions, mapping, err := loadTemplate(root)
 	if err != nil {
 		return err
 	}
@@ -80,8 +86,10 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
-	ids := []string{"ApiFunction", "DeliverFunction", "RelayFunction"}
-	paths, err := buildAll(ctx, functions, ids)
+	if *builds == "" {
+		*builds = filepath.Join(root, buildDir, "run")
+	}
+	paths, err := buildAll(ctx, root, *builds, functions, []string{"ApiFunction", "DeliverFunction"})
 	if err != nil {
 		return err
 	}
@@ -152,7 +160,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // buildAll builds the functions at once.
-func buildAll(ctx context.Context, functions map[string]localFunction, ids []string) (map[string]string, error) {
+func buildAll(ctx context.Context, root, dir string, functions map[string]localFunction, ids []string) (map[string]string, error) {
 	paths := make(map[string]string, len(ids))
 	errs := make([]error, len(ids))
 	var mu sync.Mutex
@@ -163,7 +171,7 @@ func buildAll(ctx context.Context, functions map[string]localFunction, ids []str
 			return nil, fmt.Errorf("no %s in the template", id)
 		}
 		wg.Go(func() {
-			path, err := build(ctx, fn)
+			path, err := build(ctx, root, dir, fn)
 			mu.Lock()
 			paths[id], errs[i] = path, err
 			mu.Unlock()

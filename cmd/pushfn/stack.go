@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -26,7 +27,7 @@ type mappingSettings struct {
 }
 
 // loadTemplate returns the template's functions and the deliver function's event source mapping.
-func loadTemplate() (map[string]localFunction, mappingSettings, error) {
+func loadTemplate(root string) (map[string]localFunction, mappingSettings, error) {
 	fns := map[string]localFunction{}
 	for _, id := range []string{"ApiFunction", "DeliverFunction", "RelayFunction"} {
 		fns[id] = localFunction{LogicalID: id, Dir: functionDir(id), Env: map[string]string{}, Timeout: 30 * time.Second, MemoryMB: 256}
@@ -77,4 +78,28 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// repoRoot returns the repository holding the working directory: the nearest directory at or
+// above it with a template.yaml and a go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if fileExists(filepath.Join(dir, "go.mod")) && fileExists(filepath.Join(dir, "template.yaml")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no pushfn repository (template.yaml and go.mod) at or above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -1,0 +1,411 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushfn/pushfn/shared/awstest"
+)
+
+// The end-to-end tests run the real pushfn binary: `pushfn run` builds the real functions and
+// serves them against the emulators, and `pushfn invoke` runs the relay. Every test shares one
+// stack, on its own table and queue.
+
+// e2eStack is one `pushfn run` for a test.
+type e2eStack struct {
+	bin      string // the pushfn binary
+	root     string // the repository
+	buildDir string
+	env      []string
+	api      string // http://127.0.0.1:port
+	table    string
+	queue    string
+	key      []byte // the signing key
+}
+
+func startStack(t *testing.T) *e2eStack {
+	t.Helper()
+	awstest.Config(t) // skips unless PUSHFN_INTEGRATION=1, fails when the emulators are down
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := &e2eStack{root: root, buildDir: filepath.Join(dir, "build"), bin: filepath.Join(dir, "pushfn"), table: awstest.Name(t), queue: awstest.Name(t)}
+	build := exec.Command("go", "build", "-o", s.bin, "./cmd/pushfn")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build pushfn: %v\n%s", err, out)
+	}
+	s.key = make([]byte, 32)
+	_, _ = rand.Read(s.key)
+	// SIGNING_SECRETS is declared by the template, so the shell's value applies, as with sam local.
+	s.env = append(os.Environ(), "SIGNING_SECRETS=whsec_"+base64.StdEncoding.EncodeToString(s.key), "LOG_LEVEL=info")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, s.bin, "run", "--port", "0", "--table", s.table, "--queue", s.queue,
+		"--build-dir", s.buildDir, "--retry-base-delay", "1s", "--retry-max-delay", "2s")
+	cmd.Dir = root
+	cmd.Env = s.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("pushfn run after SIGTERM: %v", err)
+			}
+		case <-time.After(40 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			t.Errorf("pushfn run did not stop within 40 s of SIGTERM")
+		}
+		if left := processesUnder(s.buildDir); len(left) > 0 {
+			t.Errorf("processes left running after pushfn run stopped: %v", left)
+			for _, pid := range left {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if t.Failed() {
+			t.Logf("pushfn run's log:\n%s", tail(logs.String(), 60))
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "API" {
+				ready <- f[1]
+			}
+		}
+	}()
+	select {
+	case s.api = <-ready:
+	case err := <-exited:
+		t.Fatalf("pushfn run exited: %v\n%s", err, logs.String())
+	case <-time.After(4 * time.Minute):
+		t.Fatalf("pushfn run not ready after 4 minutes\n%s", logs.String())
+	}
+	return s
+}
+
+// processesUnder lists the processes running a binary below dir.
+func processesUnder(dir string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err == nil && strings.HasPrefix(exe, dir) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// receiver is a push target that verifies each push's Standard Webhooks signature and answers
+// from a script of statuses per message.
+type receiver struct {
+	t      *testing.T
+	key    []byte
+	script []int // statuses of the first requests of each message; 200 after
+
+	mu       sync.Mutex
+	requests map[string]int // webhook-id → requests received
+	bad      []string
+	srv      *httptest.Server
+}
+
+func newReceiver(t *testing.T, key []byte, script ...int) *receiver {
+	r := &receiver{t: t, key: key, script: script, requests: map[string]int{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	id, ts, sig := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp"), req.Header.Get("webhook-signature")
+	mac := hmac.New(sha256.New, r.key)
+	mac.Write([]byte(id + "." + ts + "."))
+	mac.Write(body)
+	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !strings.Contains(" "+sig+" ", " "+want+" ") || req.Header.Get("Content-Type") != "application/json" {
+		r.bad = append(r.bad, fmt.Sprintf("%s: signature %q, content type %q", id, sig, req.Header.Get("Content-Type")))
+	}
+	n := r.requests[id]
+	r.requests[id] = n + 1
+	if n < len(r.script) {
+		w.WriteHeader(r.script[n])
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (r *receiver) url() string { return r.srv.URL + "/push" }
+
+func (r *receiver) counts() (map[string]int, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.requests))
+	for k, v := range r.requests {
+		out[k] = v
+	}
+	return out, append([]string(nil), r.bad...)
+}
+
+type status struct {
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Attempts int    `json:"attempts"`
+}
+
+// awaitFinal polls GET /v1/messages/{id} until the message's status is final.
+func (s *e2eStack) awaitFinal(t *testing.T, ctx context.Context, id string) status {
+	t.Helper()
+	for {
+		var st status
+		code := s.do(t, ctx, http.MethodGet, "/v1/messages/"+id, nil, &st)
+		if code == http.StatusOK && (st.Status == "delivered" || st.Status == "failed" || st.Status == "expired") {
+			return st
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("message %s: last status %d %+v when the test's time ran out", id, code, st)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *e2eStack) do(t *testing.T, ctx context.Context, method, path string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.api+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func message(target string, i int) map[string]any {
+	return map[string]any{"target": map[string]any{"url": target}, "payload": map[string]any{"user_id": strconv.Itoa(i), "message": "Hello"}}
+}
+
+func TestIntegrationE2E(t *testing.T) {
+	t.Parallel()
+	s := startStack(t)
+
+	t.Run("batch of 200 delivered once each, signed", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		r := newReceiver(t, s.key)
+		msgs := make([]any, 200)
+		for i := range msgs {
+			msgs[i] = message(r.url(), i)
+		}
+		var out struct {
+			Messages []status `json:"messages"`
+		}
+		start := time.Now()
+		if code := s.do(t, ctx, http.MethodPost, "/v1/messages/batch", map[string]any{"messages": msgs}, &out); code != http.StatusAccepted || len(out.Messages) != 200 {
+			t.Fatalf("POST batch: %d with %d messages, want 202 with 200", code, len(out.Messages))
+		}
+		for _, m := range out.Messages {
+			if st := s.awaitFinal(t, ctx, m.ID); st.Status != "delivered" || st.Attempts != 1 {
+				t.Errorf("message %s: %+v, want delivered after 1 attempt", m.ID, st)
+			}
+		}
+		t.Logf("200 messages accepted and delivered in %s", time.Since(start).Round(time.Millisecond))
+		counts, bad := r.counts()
+		if len(bad) > 0 {
+			t.Errorf("%d pushes with a bad signature or content type, first: %s", len(bad), bad[0])
+		}
+		for _, m := range out.Messages {
+			if counts[m.ID] != 1 {
+				t.Errorf("message %s arrived %d times, want once", m.ID, counts[m.ID])
+			}
+		}
+		if len(counts) != 200 {
+			t.Errorf("%d distinct messages arrived, want 200", len(counts))
+		}
+	})
+
+	tests := []struct {
+		name         string
+		script       []int
+		wantStatus   string
+		wantAttempts int
+	}{
+		{name: "503 twice then 200", script: []int{503, 503}, wantStatus: "delivered", wantAttempts: 3},
+		{name: "410 fails at once", script: []int{410}, wantStatus: "failed", wantAttempts: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			r := newReceiver(t, s.key, tt.script...)
+			var accepted status
+			if code := s.do(t, ctx, http.MethodPost, "/v1/messages", message(r.url(), 1), &accepted); code != http.StatusAccepted {
+				t.Fatalf("POST: %d %+v", code, accepted)
+			}
+			st := s.awaitFinal(t, ctx, accepted.ID)
+			if st.Status != tt.wantStatus || st.Attempts != tt.wantAttempts {
+				t.Errorf("%+v, want %s after %d attempts", st, tt.wantStatus, tt.wantAttempts)
+			}
+			if counts, _ := r.counts(); counts[accepted.ID] != tt.wantAttempts {
+				t.Errorf("the receiver got %d requests, want %d", counts[accepted.ID], tt.wantAttempts)
+			}
+		})
+	}
+
+	relays := []struct {
+		name  string
+		event func(target string) any
+	}{
+		{name: "EventBridge event through the relay", event: func(target string) any {
+			return map[string]any{
+				"version": "0", "id": newUUID(), "detail-type": "OrderShipped", "source": "com.example.orders",
+				"account": "123456789012", "time": time.Now().UTC().Format(time.RFC3339), "region": "us-east-1",
+				"resources": []string{}, "detail": message(target, 1),
+			}
+		}},
+		{name: "SNS notification through the relay", event: func(target string) any {
+			body, _ := json.Marshal(message(target, 2))
+			return map[string]any{"Records": []any{map[string]any{
+				"EventVersion": "1.0", "EventSource": "aws:sns",
+				"EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:pushfn:" + newUUID(),
+				"Sns": map[string]any{
+					"Type": "Notification", "MessageId": newUUID(), "TopicArn": "arn:aws:sns:us-east-1:123456789012:pushfn",
+					"Subject": "", "Message": string(body), "Timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+					"SignatureVersion": "1", "Signature": "EXAMPLE", "SigningCertUrl": "https://example.com/cert.pem",
+					"UnsubscribeUrl": "https://example.com/unsubscribe", "MessageAttributes": map[string]any{},
+				},
+			}}}
+		}},
+	}
+	for _, tt := range relays {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			r := newReceiver(t, s.key)
+			event, _ := json.Marshal(tt.event(r.url()))
+			path := filepath.Join(t.TempDir(), "event.json")
+			if err := os.WriteFile(path, event, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.CommandContext(ctx, s.bin, "invoke", "RelayFunction", "-e", path, "--table", s.table, "--queue", s.queue, "--build-dir", filepath.Join(t.TempDir(), "build"))
+			cmd.Dir, cmd.Env = s.root, s.env
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("pushfn invoke RelayFunction: %v\nstdout: %s\nstderr: %s", err, out, tail(stderr.String(), 30))
+			}
+			var resp struct {
+				Messages []status `json:"messages"`
+			}
+			if err := json.Unmarshal(out, &resp); err != nil || len(resp.Messages) != 1 || resp.Messages[0].ID == "" {
+				t.Fatalf("relay response %s: %v", out, err)
+			}
+			id := resp.Messages[0].ID
+			if st := s.awaitFinal(t, ctx, id); st.Status != "delivered" {
+				t.Errorf("message %s: %+v, want delivered", id, st)
+			}
+			if counts, bad := r.counts(); counts[id] != 1 || len(bad) > 0 {
+				t.Errorf("receiver: %v, bad %v: want message %s once, signed", counts, bad, id)
+			}
+		})
+	}
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
