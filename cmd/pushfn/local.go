@@ -24,8 +24,10 @@ type localFunction struct {
 	LogicalID string
 	Dir       string            // the package to build, such as ./functions/api
 	Env       map[string]string // the template's variables
+	Refs      map[string]string // variables that refer to a resource: QUEUE_URL → Queue
 	Timeout   time.Duration
 	MemoryMB  int
+	LogFormat string // JSON or Text
 }
 
 // localStack names the resources a local run uses.
@@ -73,14 +75,23 @@ func environment(fn localFunction, stack localStack, local map[string]string, fi
 	for k, v := range fn.Env {
 		declared[k] = v
 	}
-	declared["TABLE_NAME"] = stack.Table
-	declared["QUEUE_URL"] = stack.QueueURL
+	for name, resource := range fn.Refs {
+		switch resource {
+		case "Queue":
+			declared[name] = stack.QueueURL
+		case "Table":
+			declared[name] = stack.Table
+		}
+	}
 	for k, v := range local {
 		declared[k] = v
 	}
 	env := lambdarun.Resolve(fn.LogicalID, declared, os.LookupEnv, file)
 	for k, v := range lambdarun.Passthrough(os.Environ()) {
 		env[k] = v
+	}
+	if fn.LogFormat != "" {
+		env["AWS_LAMBDA_LOG_FORMAT"] = fn.LogFormat
 	}
 	// The emulators accept any credentials; the SDK needs some.
 	if env["AWS_ACCESS_KEY_ID"] == "" && env["AWS_PROFILE"] == "" {

@@ -30,7 +30,7 @@ type mappingSettings struct {
 func loadTemplate(root string) (map[string]localFunction, mappingSettings, error) {
 	fns := map[string]localFunction{}
 	for _, id := range []string{"ApiFunction", "DeliverFunction", "RelayFunction"} {
-		fns[id] = localFunction{LogicalID: id, Dir: functionDir(id), Env: map[string]string{}, Timeout: 30 * time.Second, MemoryMB: 256}
+		fns[id] = localFunction{LogicalID: id, Dir: functionDir(id), Env: map[string]string{}, Refs: map[string]string{"QUEUE_URL": "Queue", "TABLE_NAME": "Table"}, Timeout: 30 * time.Second, MemoryMB: 256}
 	}
 	return fns, mappingSettings{BatchSize: 100, Window: time.Second, Concurrency: 2, Visibility: 180 * time.Second, MaxReceives: 15}, nil
 }
