@@ -70,7 +70,14 @@ func build(ctx context.Context, root, dir string, fn localFunction) (string, err
 // environment returns a function's variables for a local run: the template's, with the local
 // stack's names and local defaults, then the shell's and the env vars file's values as sam local
 // applies them, and what the process needs to reach the emulators.
-func environment(fn localFunction, stack localStack, local map[string]string, file lambdarun.EnvFile) map[string]string {
+func environment(fn localFunction, stack localStack, local map[string]string, file lambdarun.EnvFile, environ []string) map[string]string {
+	shell := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			shell[k] = v
+		}
+	}
+	lookup := func(k string) (string, bool) { v, ok := shell[k]; return v, ok }
 	declared := make(map[string]string, len(fn.Env)+len(local)+2)
 	for k, v := range fn.Env {
 		declared[k] = v
@@ -86,8 +93,8 @@ func environment(fn localFunction, stack localStack, local map[string]string, fi
 	for k, v := range local {
 		declared[k] = v
 	}
-	env := lambdarun.Resolve(fn.LogicalID, declared, os.LookupEnv, file)
-	for k, v := range lambdarun.Passthrough(os.Environ()) {
+	env := lambdarun.Resolve(fn.LogicalID, declared, lookup, file)
+	for k, v := range lambdarun.Passthrough(environ) {
 		env[k] = v
 	}
 	if fn.LogFormat != "" {

@@ -104,7 +104,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fn := functions[id]
 		return lambdarun.NewPool(lambdarun.Config{
 			Name: id, Path: paths[id], Timeout: fn.Timeout, MemoryMB: fn.MemoryMB, Region: stack.Region,
-			Env: environment(fn, stack, local, file), Output: stderr,
+			Env: environment(fn, stack, local, file, os.Environ()), Output: stderr,
 		}, size)
 	}
 	api := pool("ApiFunction", *apiProcesses)

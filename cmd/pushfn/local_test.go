@@ -1,0 +1,60 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pushfn/pushfn/shared/lambdarun"
+)
+
+func TestEnvironment(t *testing.T) {
+	t.Parallel()
+	shell := []string{"LOG_LEVEL=debug", "AWS_ENDPOINT_URL_SQS=http://127.0.0.1:4566", "UNDECLARED_VAR=x", "PATH=/usr/bin"}
+	fn := localFunction{
+		LogicalID: "DeliverFunction",
+		Env:       map[string]string{"LOG_LEVEL": "info", "MAX_ATTEMPTS": "10", "RETRY_BASE_DELAY": "10s"},
+		Refs:      map[string]string{"QUEUE_URL": "Queue", "TABLE_NAME": "Table"},
+		LogFormat: "JSON",
+	}
+	stack := localStack{Table: "t1", QueueURL: "http://127.0.0.1:4566/000000000000/q1"}
+	path := filepath.Join(t.TempDir(), "env.json")
+	if err := os.WriteFile(path, []byte(`{"Parameters": {"MAX_ATTEMPTS": "3"}, "DeliverFunction": {"RETRY_BASE_DELAY": "2s"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := lambdarun.ReadEnvFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := environment(fn, stack, map[string]string{"ALLOW_PRIVATE_TARGETS": "true", "RETRY_BASE_DELAY": "1s"}, file, shell)
+	want := map[string]string{
+		"TABLE_NAME":            "t1",
+		"QUEUE_URL":             stack.QueueURL,
+		"LOG_LEVEL":             "debug", // the shell's value of a declared variable
+		"MAX_ATTEMPTS":          "3",     // the file's Parameters
+		"RETRY_BASE_DELAY":      "2s",    // the file's function entry beats the local default
+		"ALLOW_PRIVATE_TARGETS": "true",  // a local default, declared or not
+		"AWS_ENDPOINT_URL_SQS":  "http://127.0.0.1:4566",
+		"AWS_LAMBDA_LOG_FORMAT": "JSON",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %q, want %q", k, env[k], v)
+		}
+	}
+	if _, ok := env["UNDECLARED_VAR"]; ok {
+		t.Error("a shell variable the template does not declare reached the function")
+	}
+	if env["AWS_ACCESS_KEY_ID"] == "" {
+		t.Error("no credentials for the SDK")
+	}
+}
+
+func TestFunctionDir(t *testing.T) {
+	t.Parallel()
+	for id, want := range map[string]string{"ApiFunction": "./functions/api", "DeliverFunction": "./functions/deliver", "RelayFunction": "./functions/relay"} {
+		if got := functionDir(id); got != want {
+			t.Errorf("functionDir(%s) = %s, want %s", id, got, want)
+		}
+	}
+}
