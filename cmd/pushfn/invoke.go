@@ -88,7 +88,7 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	f := lambdarun.NewFunction(lambdarun.Config{
 		Name: logicalID, Path: path, Timeout: fn.Timeout, MemoryMB: fn.MemoryMB, Region: stack.Region,
-		Env: environment(fn, stack, localDefaults(), file, os.Environ()), Output: stderr, Report: true,
+		Env: environment(fn, stack, localDefaults(), nil, file, os.Environ()), Output: stderr, Report: true,
 	})
 	defer f.Close()
 	fmt.Fprintf(stderr, "Invoking %s (provided.al2023, timeout %s, memory %d MB)\n", logicalID, fn.Timeout, fn.MemoryMB)

@@ -68,9 +68,10 @@ func build(ctx context.Context, root, dir string, fn localFunction) (string, err
 }
 
 // environment returns a function's variables for a local run: the template's, with the local
-// stack's names and local defaults, then the shell's and the env vars file's values as sam local
-// applies them, and what the process needs to reach the emulators.
-func environment(fn localFunction, stack localStack, local map[string]string, file lambdarun.EnvFile, environ []string) map[string]string {
+// stack's names and local defaults, then the shell's (environ) and the env vars file's values
+// as sam local applies them, then the command's flags (overrides), and what the process needs to
+// reach the emulators.
+func environment(fn localFunction, stack localStack, local, overrides map[string]string, file lambdarun.EnvFile, environ []string) map[string]string {
 	shell := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -94,6 +95,9 @@ func environment(fn localFunction, stack localStack, local map[string]string, fi
 		declared[k] = v
 	}
 	env := lambdarun.Resolve(fn.LogicalID, declared, lookup, file)
+	for k, v := range overrides {
+		env[k] = v
+	}
 	for k, v := range lambdarun.Passthrough(environ) {
 		env[k] = v
 	}

@@ -26,7 +26,7 @@ func TestEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := environment(fn, stack, map[string]string{"ALLOW_PRIVATE_TARGETS": "true", "RETRY_BASE_DELAY": "1s"}, file, shell)
+	env := environment(fn, stack, map[string]string{"ALLOW_PRIVATE_TARGETS": "true", "RETRY_BASE_DELAY": "1s"}, map[string]string{"RETRY_MAX_DELAY": "5s"}, file, shell)
 	want := map[string]string{
 		"TABLE_NAME":            "t1",
 		"QUEUE_URL":             stack.QueueURL,
@@ -36,6 +36,7 @@ func TestEnvironment(t *testing.T) {
 		"ALLOW_PRIVATE_TARGETS": "true",  // a local default, declared or not
 		"AWS_ENDPOINT_URL_SQS":  "http://127.0.0.1:4566",
 		"AWS_LAMBDA_LOG_FORMAT": "JSON",
+		"RETRY_MAX_DELAY":       "5s", // a flag beats everything
 	}
 	for k, v := range want {
 		if env[k] != v {

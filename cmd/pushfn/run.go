@@ -94,17 +94,18 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	local := localDefaults()
+	overrides := map[string]string{}
 	if *retryBase != "" {
-		local["RETRY_BASE_DELAY"] = *retryBase
+		overrides["RETRY_BASE_DELAY"] = *retryBase
 	}
 	if *retryMax != "" {
-		local["RETRY_MAX_DELAY"] = *retryMax
+		overrides["RETRY_MAX_DELAY"] = *retryMax
 	}
 	pool := func(id string, size int) *lambdarun.Pool {
 		fn := functions[id]
 		return lambdarun.NewPool(lambdarun.Config{
 			Name: id, Path: paths[id], Timeout: fn.Timeout, MemoryMB: fn.MemoryMB, Region: stack.Region,
-			Env: environment(fn, stack, local, file, os.Environ()), Output: stderr,
+			Env: environment(fn, stack, local, overrides, file, os.Environ()), Output: stderr,
 		}, size)
 	}
 	api := pool("ApiFunction", *apiProcesses)
