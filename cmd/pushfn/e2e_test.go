@@ -50,12 +50,7 @@ func startStack(t *testing.T) *e2eStack {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	s := &e2eStack{root: root, buildDir: filepath.Join(dir, "build"), bin: filepath.Join(dir, "pushfn"), table: awstest.Name(t), queue: awstest.Name(t)}
-	build := exec.Command("go", "build", "-o", s.bin, "./cmd/pushfn")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build pushfn: %v\n%s", err, out)
-	}
+	s := &e2eStack{root: root, buildDir: filepath.Join(dir, "build"), bin: buildPushfn(t, root), table: awstest.Name(t), queue: awstest.Name(t)}
 	s.key = make([]byte, 32)
 	_, _ = rand.Read(s.key)
 	// SIGNING_SECRETS is declared by the template, so the shell's value applies, as with sam local.
@@ -119,6 +114,18 @@ func startStack(t *testing.T) *e2eStack {
 		t.Fatalf("pushfn run not ready after 4 minutes\n%s", logs.String())
 	}
 	return s
+}
+
+// buildPushfn builds the pushfn command for a test.
+func buildPushfn(t *testing.T, root string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pushfn")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/pushfn")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build pushfn: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // processesUnder lists the processes running a binary below dir.
