@@ -54,6 +54,7 @@ type process struct {
 	exitErr    error          // set before done closes
 	oom        atomic.Bool
 	maxRSS     atomic.Int64 // bytes
+	reported   bool         // the init duration was reported; guarded by Function.serve
 
 	mu      sync.Mutex
 	current *invocation // the invocation in progress
@@ -170,7 +171,9 @@ func (f *Function) await(ctx context.Context, p *process, inv *invocation) ([]by
 			f.kill(p)
 			return nil, &FunctionError{Type: ErrorTypeTimeout, Message: fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", inv.id, f.cfg.Timeout.Seconds())}, nil
 		case <-ctx.Done():
-			f.kill(p)
+			if handed == nil { // the process is running the invocation: stop it
+				f.kill(p)
+			}
 			return nil, nil, fmt.Errorf("invoke %s %s: %w", f.cfg.Name, inv.id, context.Cause(ctx))
 		}
 	}
@@ -189,10 +192,16 @@ func (f *Function) exitError(p *process, id string) *FunctionError {
 	return &FunctionError{Type: typ, Message: fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %v", id, p.exitErr)}
 }
 
+// report writes Lambda's END and REPORT lines; the first invoke of a process reports its init.
 func (f *Function) report(p *process, id string, d time.Duration) {
+	peak := p.maxRSS.Load()
+	if _, now, ok := memory(p.cmd.Process.Pid); ok && now > peak {
+		peak = now
+	}
 	line := fmt.Sprintf("END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB",
-		id, id, float64(d.Microseconds())/1000, d.Milliseconds()+1, f.cfg.MemoryMB, (p.maxRSS.Load()+(1<<20)-1)>>20)
-	if p.initDur > 0 && time.Since(p.started) < d+p.initDur+time.Second {
+		id, id, float64(d.Microseconds())/1000, d.Milliseconds()+1, f.cfg.MemoryMB, (peak+(1<<20)-1)>>20)
+	if !p.reported {
+		p.reported = true
 		line += fmt.Sprintf("\tInit Duration: %.2f ms", float64(p.initDur.Microseconds())/1000)
 	}
 	fmt.Fprintln(f.out, line)

@@ -119,10 +119,13 @@ func TestInvokeResponse(t *testing.T) {
 	if fnErr != nil || again.PID != r.PID || again.RequestID == r.RequestID {
 		t.Errorf("second invoke: pid %d (first %d), request id %q, error %v: want the same process, a new id", again.PID, r.PID, again.RequestID, fnErr)
 	}
-	for _, want := range []string{"START RequestId: " + r.RequestID, "REPORT RequestId: " + r.RequestID, "Memory Size: 256 MB", "Init Duration"} {
+	for _, want := range []string{"START RequestId: " + r.RequestID, "REPORT RequestId: " + again.RequestID, "Memory Size: 256 MB"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+	if n := strings.Count(out.String(), "Init Duration"); n != 1 || strings.Contains(out.String(), "Max Memory Used: 0 MB") {
+		t.Errorf("%d init durations, want one for the cold start, and a memory figure:\n%s", n, out.String())
 	}
 }
 
