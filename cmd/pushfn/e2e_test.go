@@ -294,6 +294,36 @@ func TestIntegrationE2E(t *testing.T) {
 		}
 	})
 
+	t.Run("quick start curl commands", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		r := newReceiver(t, s.key)
+		post, get := quickstartCurls(t, filepath.Join(s.root, "docs", "quickstart.md"))
+		local := strings.NewReplacer("http://127.0.0.1:3000", s.api, "http://127.0.0.1:9000", r.srv.URL)
+		start := time.Now()
+		out, err := exec.CommandContext(ctx, "sh", "-c", local.Replace(post)).Output()
+		var accepted status
+		if err != nil || json.Unmarshal(out, &accepted) != nil || accepted.Status != "accepted" {
+			t.Fatalf("%s: %v: %s", post, err, out)
+		}
+		for {
+			out, err := exec.CommandContext(ctx, "sh", "-c", strings.ReplaceAll(local.Replace(get), "<id>", accepted.ID)).Output()
+			var st status
+			if err == nil && json.Unmarshal(out, &st) == nil && st.Status == "delivered" {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s: not delivered: %v %s", get, err, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("the quick start's message was delivered %s after its curl", time.Since(start).Round(time.Millisecond))
+		if counts, bad := r.counts(); counts[accepted.ID] != 1 || len(bad) > 0 {
+			t.Errorf("receiver: %v, bad %v", counts, bad)
+		}
+	})
+
 	tests := []struct {
 		name         string
 		script       []int
@@ -382,6 +412,44 @@ func TestIntegrationE2E(t *testing.T) {
 			}
 		})
 	}
+}
+
+// quickstartCurls returns the quick start's curl commands that post a message and get it.
+func quickstartCurls(t *testing.T, path string) (post, get string) {
+	t.Helper()
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmds []string
+	inBlock := false
+	var cur strings.Builder
+	for _, line := range strings.Split(string(doc), "\n") {
+		switch {
+		case strings.HasPrefix(line, "```sh"):
+			inBlock = true
+		case strings.HasPrefix(line, "```"):
+			inBlock = false
+		case inBlock:
+			cur.WriteString(strings.TrimSuffix(line, "\\"))
+			if !strings.HasSuffix(line, "\\") {
+				cmds = append(cmds, strings.TrimSpace(cur.String()))
+				cur.Reset()
+			}
+		}
+	}
+	for _, c := range cmds {
+		switch {
+		case strings.HasPrefix(c, "curl") && strings.Contains(c, " -d "):
+			post = c
+		case strings.HasPrefix(c, "curl") && strings.Contains(c, "/v1/messages/<id>"):
+			get = c
+		}
+	}
+	if post == "" || get == "" {
+		t.Fatalf("%s: no curl that posts a message and no curl that gets it in %q", path, cmds)
+	}
+	return post, get
 }
 
 func newUUID() string {
