@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pushfn/pushfn/shared/lambdarun"
@@ -57,5 +58,17 @@ func TestFunctionDir(t *testing.T) {
 		if got := functionDir(id); got != want {
 			t.Errorf("functionDir(%s) = %s, want %s", id, got, want)
 		}
+	}
+}
+
+// The quick start keeps the two curl commands the end-to-end test runs.
+func TestQuickstartCurls(t *testing.T) {
+	t.Parallel()
+	post, get := quickstartCurls(t, filepath.Join("..", "..", "docs", "quickstart.md"))
+	if !strings.Contains(post, "http://127.0.0.1:3000/v1/messages") || !strings.Contains(post, "http://127.0.0.1:9000/push") {
+		t.Errorf("post: %s", post)
+	}
+	if get != "curl -s http://127.0.0.1:3000/v1/messages/<id>" {
+		t.Errorf("get: %s", get)
 	}
 }
