@@ -15,10 +15,10 @@ func emulators(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("emulators", flag.ContinueOnError)
 	timeout := fs.Duration("timeout", 90*time.Second, "how long up waits for each emulator to answer")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: pushfn emulators [flags] up|down|status|env
+		fmt.Fprint(fs.Output(), `usage: pushfn emulators [flags] up|down|status|env [sqs|dynamodb ...]
 
   up      install what is missing, start the emulators that are not running, wait until they answer
-  down    stop the emulators that up started
+  down    stop the emulators that up started (those named, or both)
   status  show whether each emulator runs
   env     print export lines for AWS_ENDPOINT_URL_SQS and AWS_ENDPOINT_URL_DYNAMODB (eval "$(pushfn emulators env)")
 
@@ -31,7 +31,7 @@ flags:
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() < 1 || (fs.NArg() > 1 && fs.Arg(0) != "down") {
 		fs.Usage()
 		return flag.ErrHelp
 	}
@@ -49,7 +49,7 @@ flags:
 		}
 		return err
 	case "down":
-		return emulator.Down(ctx, o)
+		return emulator.Down(ctx, o, fs.Args()[1:]...)
 	case "status":
 		states, err := emulator.Status(ctx, o)
 		for _, st := range states {

@@ -161,6 +161,8 @@ func (s State) String() string {
 	switch {
 	case s.Running && s.External:
 		return fmt.Sprintf("%-8s running at %s (not started by pushfn)", s.Name, s.Endpoint)
+	case s.Running && s.Started:
+		return fmt.Sprintf("%-8s started at %s (pid %d, log %s)", s.Name, s.Endpoint, s.PID, s.Log)
 	case s.Running:
 		return fmt.Sprintf("%-8s running at %s (pid %d, log %s)", s.Name, s.Endpoint, s.PID, s.Log)
 	case s.PID != 0:

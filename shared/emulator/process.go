@@ -139,8 +139,9 @@ func Status(ctx context.Context, o Options) ([]State, error) {
 }
 
 // Down stops the emulators Up started (SIGTERM to each process group, SIGKILL after the grace
-// period) and removes their PID files. Emulators it did not start are left alone.
-func Down(ctx context.Context, o Options) error {
+// period) and removes their PID files: those named (SQS, DynamoDB), or all when none is named.
+// Emulators Up did not start are left alone.
+func Down(ctx context.Context, o Options, names ...string) error {
 	o, err := o.withDefaults()
 	if err != nil {
 		return err
@@ -150,8 +151,16 @@ func Down(ctx context.Context, o Options) error {
 		return err
 	}
 	defer unlock()
+	for _, n := range names {
+		if n != SQS && n != DynamoDB {
+			return fmt.Errorf("no emulator named %q (want %s or %s)", n, SQS, DynamoDB)
+		}
+	}
 	var errs []error
 	for _, s := range specs(o) {
+		if len(names) > 0 && !containsString(names, s.name) {
+			continue
+		}
 		if err := stop(ctx, o, s); err != nil {
 			errs = append(errs, err)
 		}
