@@ -41,10 +41,19 @@ type Mapping struct {
 	MaximumConcurrency      int // 0 when unset
 }
 
+// Queue is an AWS::SQS::Queue of the template.
+type Queue struct {
+	LogicalID         string
+	VisibilityTimeout time.Duration // SQS's default, 30 s, when the template sets none
+	DeadLetterQueue   string        // logical id of the redrive target; empty without one
+	MaxReceiveCount   int           // 0 without a redrive policy
+}
+
 // Template is the parsed template.
 type Template struct {
 	Functions []Function // sorted by logical id
 	Mappings  []Mapping  // sorted by logical id
+	Queues    []Queue    // sorted by logical id
 	cf        *cloudformation.Template
 }
 
@@ -140,7 +149,32 @@ func Parse(data []byte) (*Template, error) {
 		t.Mappings = append(t.Mappings, m)
 	}
 	sort.Slice(t.Mappings, func(i, j int) bool { return t.Mappings[i].LogicalID < t.Mappings[j].LogicalID })
+	for id, q := range cf.GetAllSQSQueueResources() {
+		queue := Queue{LogicalID: id, VisibilityTimeout: 30 * time.Second}
+		if q.VisibilityTimeout != nil {
+			queue.VisibilityTimeout = time.Duration(*q.VisibilityTimeout) * time.Second
+		}
+		if n, ok := maxReceiveCount(q.RedrivePolicy); ok {
+			queue.MaxReceiveCount = n
+			if rp, ok := q.RedrivePolicy.(map[string]any); ok {
+				arn, _ := rp["deadLetterTargetArn"].(string)
+				queue.DeadLetterQueue = resourceID(arn)
+			}
+		}
+		t.Queues = append(t.Queues, queue)
+	}
+	sort.Slice(t.Queues, func(i, j int) bool { return t.Queues[i].LogicalID < t.Queues[j].LogicalID })
 	return t, nil
+}
+
+// Queue returns the queue with the given logical id.
+func (t *Template) Queue(id string) (Queue, bool) {
+	for _, q := range t.Queues {
+		if q.LogicalID == id {
+			return q, true
+		}
+	}
+	return Queue{}, false
 }
 
 // resourceID returns the logical id a resolved Ref or GetAtt names ("Queue" from "Queue.Arn").

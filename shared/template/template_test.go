@@ -58,6 +58,10 @@ func TestLoad(t *testing.T) {
 	if _, ok := deliver.Env["QUEUE_URL"]; ok {
 		t.Error("QUEUE_URL is in Env; a reference to a resource belongs in Refs only")
 	}
+	wantQueue := Queue{LogicalID: "Queue", VisibilityTimeout: 720 * time.Second, DeadLetterQueue: "DeadLetterQueue", MaxReceiveCount: 20}
+	if q, _ := tm.Queue("Queue"); q != wantQueue {
+		t.Errorf("queue %+v, want %+v", q, wantQueue)
+	}
 	if len(tm.Mappings) != 1 {
 		t.Fatalf("%d mappings, want 1", len(tm.Mappings))
 	}
