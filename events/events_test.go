@@ -45,11 +45,11 @@ type batch struct {
 func TestAPIGatewayEvents(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		file      string
-		method    string
-		routeKey  string
-		pathID    string
-		body      func(t *testing.T, body []byte)
+		file     string
+		method   string
+		routeKey string
+		pathID   string
+		body     func(t *testing.T, body []byte)
 	}{
 		{file: "api-post.json", method: "POST", routeKey: "POST /v1/messages", body: func(t *testing.T, body []byte) {
 			var m message.Message
