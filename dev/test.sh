@@ -6,19 +6,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
-GOTESTSUM=gotest.tools/gotestsum@v1.13.0
+GOTESTSUM=gotest.tools/gotestsum@v1.13.0 # pinned; installed into .pushfn/bin
 state=.pushfn
 mkdir -p "$state/bin"
 pushfn=$state/bin/pushfn
 "$GO" build -o "$pushfn" ./cmd/pushfn
+"$GO" build -o "$state/bin/testsummary" ./dev/testsummary
+GOBIN=$PWD/$state/bin "$GO" install "$GOTESTSUM"
 
 started=()
-cleanup() {
-	local status=$?
+stop_started() {
 	if ((${#started[@]})); then
 		echo "stopping the emulators this run started: ${started[*]}"
-		"$pushfn" emulators down "${started[@]}" || status=1
+		"$pushfn" emulators down "${started[@]}"
+		started=()
 	fi
+}
+cleanup() {
+	local status=$?
+	stop_started || status=1
 	exit "$status"
 }
 trap cleanup EXIT
@@ -42,10 +48,12 @@ echo "integration tests use AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS AWS_ENDPO
 
 json=$state/test.json
 test_status=0
-"$GO" run "$GOTESTSUM" --format pkgname --format-hide-empty-pkg --hide-summary=skipped --jsonfile "$json" \
+"$state/bin/gotestsum" --format pkgname --format-hide-empty-pkg --hide-summary=skipped --jsonfile "$json" \
 	-- -race -count=1 ./... || test_status=$?
+stop_started
+# The counts come last: integration tests, then the plain "N passed, N failed, N skipped" line.
 summary_status=0
-"$GO" run ./dev/testsummary "$json" || summary_status=$?
+"$state/bin/testsummary" "$json" || summary_status=$?
 if ((test_status != 0 || summary_status != 0)); then
 	exit 1
 fi
