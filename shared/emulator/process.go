@@ -121,7 +121,8 @@ func Up(ctx context.Context, o Options) ([]State, error) {
 	return states, nil
 }
 
-// Status reports each emulator without changing anything.
+// Status reports each emulator. It starts and stops nothing; it only removes PID files whose
+// process is gone.
 func Status(ctx context.Context, o Options) ([]State, error) {
 	o, err := o.withDefaults()
 	if err != nil {
