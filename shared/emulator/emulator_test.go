@@ -2,13 +2,16 @@ package emulator
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,4 +201,45 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// A PID file whose process is another program (the PID was reused) is stale: Down must not
+// signal that program, and Status drops the file.
+func TestPIDOfAnotherProgramIsLeftAlone(t *testing.T) {
+	t.Parallel()
+	other := exec.Command("sleep", "30")
+	other.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = other.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = other.Process.Kill(); <-exited })
+
+	o := Options{StateDir: t.TempDir(), SQSPort: freePort(t), DynamoDBPort: freePort(t), Grace: 200 * time.Millisecond}
+	pid := filepath.Join(o.StateDir, "sqs.pid")
+	if err := os.WriteFile(pid, fmt.Appendf(nil, "%d %d\n", other.Process.Pid, o.SQSPort), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Down(context.Background(), o); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	select {
+	case <-exited:
+		t.Fatal("Down signalled a process that is not an emulator")
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := os.WriteFile(pid, fmt.Appendf(nil, "%d %d\n", other.Process.Pid, o.SQSPort), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	states, err := Status(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if states[0].Running || states[0].PID != 0 {
+		t.Errorf("Status = %+v, want sqs not running and no PID", states[0])
+	}
+	if fileExists(pid) {
+		t.Error("Status kept a PID file whose process is not an emulator")
+	}
 }
