@@ -13,6 +13,12 @@ import (
 // when the command is missing, and the pinned npm packages (npm ci) when dev/node_modules is
 // absent or older than dev/package-lock.json.
 func install(ctx context.Context, o Options, todo []spec) error {
+	// Up calls with different state directories may share one dev/node_modules.
+	unlock, err := lock(filepath.Join(o.Root, ".pushfn"), "install.lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var pkgs []string
 	for _, s := range todo {
 		switch s.name {

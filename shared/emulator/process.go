@@ -86,7 +86,7 @@ func Up(ctx context.Context, o Options) ([]State, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lock(o.StateDir)
+	unlock, err := lock(o.StateDir, "lock")
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ func Down(ctx context.Context, o Options, names ...string) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := lock(o.StateDir)
+	unlock, err := lock(o.StateDir, "lock")
 	if err != nil {
 		return err
 	}
@@ -420,12 +420,13 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// lock serialises Up and Down across processes sharing a state directory.
-func lock(dir string) (func(), error) {
+// lock takes an exclusive lock on the file name in dir, to serialise Up and Down across
+// processes sharing a state directory (name "lock") or an installation (name "install.lock").
+func lock(dir, name string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
