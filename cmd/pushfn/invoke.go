@@ -72,7 +72,7 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fmt.Errorf("no function %q in the template (functions: %s)", logicalID, strings.Join(keys(functions), ", "))
 	}
 
-	backends, err := startBackends(ctx, stderr, false)
+	backends, err := startBackends(ctx, stderr)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer ln.Close()
 
-	backends, err := startBackends(ctx, stderr, true)
+	backends, err := startBackends(ctx, stderr)
 	if err != nil {
 		return err
 	}
