@@ -50,7 +50,8 @@ func startStack(t *testing.T) *e2eStack {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	s := &e2eStack{root: root, buildDir: filepath.Join(dir, "build"), bin: buildPushfn(t, root), table: awstest.Name(t), queue: awstest.Name(t)}
+	s := &e2eStack{root: root, buildDir: filepath.Join(dir, "build"), bin: buildPushfn(t, root)}
+	s.table, s.queue = dropStack(t)
 	s.key = make([]byte, 32)
 	_, _ = rand.Read(s.key)
 	// SIGNING_SECRETS is declared by the template, so the shell's value applies, as with sam local.

@@ -14,7 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/pushfn/pushfn/shared/awstest"
+	"github.com/pushfn/pushfn/shared/queue"
 )
 
 // TestIntegrationInvokeSampleEvents runs `pushfn invoke` on every sample event, as the README
@@ -28,7 +33,6 @@ func TestIntegrationInvokeSampleEvents(t *testing.T) {
 	}
 	bin := buildPushfn(t, root)
 	builds := filepath.Join(t.TempDir(), "build")
-	table, queue := awstest.Name(t), awstest.Name(t)
 	// The deliver sample's targets are pointed at a loopback receiver: tests reach no other host.
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(receiver.Close)
@@ -54,9 +58,11 @@ func TestIntegrationInvokeSampleEvents(t *testing.T) {
 			}
 		}},
 	}
-	// One at a time: they share the table and queue, and the machine.
+	// One at a time, to spare the machine; each on a fresh table and queue, since the samples
+	// share an idempotency key and a message id.
 	for _, tt := range tests {
 		t.Run(tt.event, func(t *testing.T) {
+			table, queue := dropStack(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			event := filepath.Join(root, "events", tt.event)
@@ -87,6 +93,7 @@ func TestIntegrationInvokeSampleEvents(t *testing.T) {
 	}
 
 	t.Run("function error exits 1", func(t *testing.T) {
+		table, queue := dropStack(t)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		event := filepath.Join(t.TempDir(), "bad.json")
@@ -108,6 +115,25 @@ func TestIntegrationInvokeSampleEvents(t *testing.T) {
 			t.Errorf("stdout %s: want the function error as JSON (%v)", out, err)
 		}
 	})
+}
+
+// dropStack names a table and a queue for a test and deletes them (and the dead-letter queue)
+// when the test ends.
+func dropStack(t *testing.T) (table, queueName string) {
+	t.Helper()
+	table, queueName = awstest.Name(t), awstest.Name(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = awstest.DynamoDB(t).DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+		client := awstest.SQS(t)
+		for _, name := range []string{queueName, queueName + queue.DLQSuffix} {
+			if out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)}); err == nil {
+				_, _ = client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: out.QueueUrl})
+			}
+		}
+	})
+	return table, queueName
 }
 
 func wantStatusCode(code int) func(*testing.T, []byte) {
