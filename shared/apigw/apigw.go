@@ -105,6 +105,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out, fnErr, err := h.fn.Invoke(ctx, payload)
 	status := 0
 	switch {
+	case errors.Is(err, lambdarun.ErrPayloadTooLarge):
+		// Lambda refuses an event above 6 MB, before the function runs.
+		status = writeMessage(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
 	case errors.Is(err, context.DeadlineExceeded):
 		status = writeMessage(w, http.StatusServiceUnavailable, "Service Unavailable")
 	case err != nil:

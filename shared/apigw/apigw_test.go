@@ -218,6 +218,13 @@ func TestServeHTTP(t *testing.T) {
 			}),
 			wantStatus: 503, wantBody: `{"message":"Service Unavailable"}`,
 		},
+		{
+			name: "event above Lambda's limit", method: "POST", target: "/v1/messages",
+			fn: invokerFunc(func(context.Context, []byte) ([]byte, *lambdarun.FunctionError, error) {
+				return nil, nil, lambdarun.ErrPayloadTooLarge
+			}),
+			wantStatus: 413, wantBody: `{"message":"Request Entity Too Large"}`,
+		},
 		{name: "no route", method: "GET", target: "/v2/other", fn: answer(`{}`), wantStatus: 404, wantBody: `{"message":"Not Found"}`},
 		{name: "wrong method", method: "DELETE", target: "/v1/messages", fn: answer(`{}`), wantStatus: 404},
 		{name: "body too large", method: "POST", target: "/v1/messages", body: strings.Repeat("x", MaxBody+1), fn: answer(`{}`), wantStatus: 413, wantBody: `{"message":"Request Entity Too Large"}`},
