@@ -72,3 +72,20 @@ func TestQuickstartCurls(t *testing.T) {
 		t.Errorf("get: %s", get)
 	}
 }
+
+func TestAPIRoutes(t *testing.T) {
+	t.Parallel()
+	routes, err := apiRoutes(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"POST /v1/messages": true, "POST /v1/messages/batch": true, "GET /v1/messages/{id}": true}
+	if len(routes) != len(want) {
+		t.Errorf("routes %v, want %v", routes, want)
+	}
+	for _, r := range routes {
+		if !want[r.Key()] {
+			t.Errorf("unexpected route %s", r.Key())
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -113,7 +114,11 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	deliver := pool("DeliverFunction", mapping.Concurrency)
 	defer deliver.Close()
 
-	srv := &http.Server{Handler: apigw.New(api, apiRoutes(), apigw.WithLogger(log)), ReadHeaderTimeout: 10 * time.Second}
+	routes, err := apiRoutes(root)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: apigw.New(api, routes, apigw.WithLogger(log)), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -182,13 +187,34 @@ func buildAll(ctx context.Context, root, dir string, functions map[string]localF
 	return paths, errors.Join(errs...)
 }
 
-// apiRoutes are the HTTP API's routes (DESIGN §2).
-func apiRoutes() []apigw.Route {
-	return []apigw.Route{
-		{Method: "POST", Path: "/v1/messages"},
-		{Method: "POST", Path: "/v1/messages/batch"},
-		{Method: "GET", Path: "/v1/messages/{id}"},
+// apiRoutes returns the HTTP API's routes: the RouteKey of each AWS::ApiGatewayV2::Route in the
+// template, such as "GET /v1/messages/{id}".
+func apiRoutes(root string) ([]apigw.Route, error) {
+	raw, err := os.ReadFile(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("read template: %w", err)
 	}
+	var routes []apigw.Route
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		key, ok := strings.CutPrefix(strings.TrimSpace(line), "RouteKey:")
+		if !ok {
+			continue
+		}
+		key = strings.Trim(strings.TrimSpace(key), `"'`)
+		if key == "$default" {
+			routes = append(routes, apigw.Route{Path: "$default"})
+			continue
+		}
+		method, path, ok := strings.Cut(key, " ")
+		if !ok {
+			return nil, fmt.Errorf("template.yaml: route key %q is not METHOD /path", key)
+		}
+		routes = append(routes, apigw.Route{Method: method, Path: path})
+	}
+	if len(routes) == 0 {
+		return nil, errors.New("template.yaml: no RouteKey for the HTTP API")
+	}
+	return routes, nil
 }
 
 func banner(w io.Writer, apiURL string, stack localStack, mapping mappingSettings, local map[string]string) {
