@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -78,7 +79,7 @@ type bundle struct {
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	b := &bundle{store: &store.Memory{}, prod: &fakeProducer{}, clock: &clock{now: t0}}
-	b.enq = &Enqueuer{Store: b.store, Producer: b.prod, Now: b.clock.Now}
+	b.enq = &Enqueuer{Store: b.store, Producer: b.prod, Now: b.clock.Now, Logger: slog.New(slog.DiscardHandler)}
 	return b
 }
 
