@@ -14,8 +14,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/ingest/ingesttest"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
@@ -553,5 +557,31 @@ func TestBatch500(t *testing.T) {
 	}
 	if w, _ := b.store.Counts(); w != 900+500 {
 		t.Fatalf("writes = %d, want 1400 (500 creates, 400 finishes, 500 refused creates)", w)
+	}
+}
+
+// acceptingSQS is an SQS API that queues every entry, for counting requests without an emulator.
+type acceptingSQS struct{}
+
+func (acceptingSQS) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	out := &sqs.SendMessageBatchOutput{}
+	for _, e := range in.Entries {
+		out.Successful = append(out.Successful, sqstypes.SendMessageBatchResultEntry{Id: e.Id, MessageId: aws.String("m-" + aws.ToString(e.Id))})
+	}
+	return out, nil
+}
+
+func TestBatch500SendCallsWithTheRealProducer(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	api := &ingesttest.CountingSQS{API: acceptingSQS{}}
+	b.h.Enqueuer.Producer = queue.NewProducer(api, "https://sqs.example/q")
+	r := b.do(t, "POST", PathBatch, keyed(500, "k"))
+	if r.status != http.StatusAccepted {
+		t.Fatalf("= %d %.200s", r.status, r.body)
+	}
+	t.Logf("500 messages: %d SendMessageBatch calls", api.Calls())
+	if api.Calls() > 50 {
+		t.Fatalf("%d SendMessageBatch calls for 500 messages, want at most 50", api.Calls())
 	}
 }
