@@ -81,7 +81,7 @@ func ErrorOf(err error) Error {
 	case errors.Is(err, ErrInProgress):
 		return Error{Code: CodeInProgress, Message: "a request with this idempotency key is still being processed; retry after the delay given"}
 	case errors.Is(err, ErrUnavailable):
-		return Error{Code: CodeUnavailable, Message: "the message could not be queued; nothing was kept, retry with the same idempotency key"}
+		return Error{Code: CodeUnavailable, Message: "the message could not be queued and nothing was kept; retry later (with the same idempotency key, if any)"}
 	default:
 		return Error{Code: CodeInternal, Message: "the message could not be accepted because of an internal error"}
 	}
