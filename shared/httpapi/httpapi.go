@@ -57,7 +57,7 @@ type Handler struct {
 // 502, so every failure is an answer with the error envelope.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, _ error) {
 	method := req.RequestContext.HTTP.Method
-	path := routePath(req)
+	path, prefix := routePath(req)
 	defer func() {
 		if v := recover(); v != nil {
 			h.logger().ErrorContext(ctx, "request panicked", "method", method, "path", path, "panic", v)
@@ -71,7 +71,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		if method != http.MethodPost {
 			return methodNotAllowed(http.MethodPost), nil
 		}
-		return h.postOne(ctx, req), nil
+		return h.postOne(ctx, req, prefix), nil
 	case path == PathBatch:
 		if method != http.MethodPost {
 			return methodNotAllowed(http.MethodPost), nil
@@ -87,21 +87,21 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	return reply(http.StatusNotFound, errorBody(CodeNotFound, "no such route: "+method+" "+path), nil), nil
 }
 
-// routePath is the request path without the stage prefix a named stage adds.
-func routePath(req events.APIGatewayV2HTTPRequest) string {
-	path := req.RawPath
+// routePath is the request path without the stage prefix a named stage adds, and that prefix.
+func routePath(req events.APIGatewayV2HTTPRequest) (path, prefix string) {
+	path = req.RawPath
 	if path == "" {
 		path = req.RequestContext.HTTP.Path
 	}
 	if st := req.RequestContext.Stage; st != "" && st != "$default" {
 		if rest, ok := strings.CutPrefix(path, "/"+st); ok && strings.HasPrefix(rest, "/") {
-			path = rest
+			return rest, "/" + st
 		}
 	}
-	return path
+	return path, ""
 }
 
-func (h *Handler) postOne(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+func (h *Handler) postOne(ctx context.Context, req events.APIGatewayV2HTTPRequest, prefix string) events.APIGatewayV2HTTPResponse {
 	body, failed := readBody(req, h.Rules.MaxBodyBytes())
 	if failed != nil {
 		return *failed
@@ -126,7 +126,7 @@ func (h *Handler) postOne(ctx context.Context, req events.APIGatewayV2HTTPReques
 	r := h.Enqueuer.Enqueue(ctx, []message.Message{m})[0]
 	headers := map[string]string{}
 	if r.ID != "" {
-		headers["Location"] = PathMessages + "/" + r.ID
+		headers["Location"] = prefix + PathMessages + "/" + r.ID
 	}
 	switch {
 	case r.Err == nil && r.Replayed:

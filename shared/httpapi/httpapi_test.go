@@ -336,6 +336,9 @@ func TestNamedStagePrefix(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /prod/v1/messages = %d %v %s", resp.StatusCode, err, resp.Body)
 	}
+	if loc := resp.Headers["Location"]; !strings.HasPrefix(loc, "/prod/v1/messages/msg_") {
+		t.Fatalf("Location = %q, want it under the stage", loc)
+	}
 }
 
 func TestPostOneThenGet(t *testing.T) {

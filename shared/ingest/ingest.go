@@ -31,7 +31,11 @@ type Producer interface {
 	Send(ctx context.Context, entries []queue.Entry) []error
 }
 
-var _ Store = store.Store(nil)
+var (
+	_ Store    = (*store.DynamoDB)(nil)
+	_ Store    = (*store.Memory)(nil)
+	_ Producer = (*queue.Producer)(nil)
+)
 
 // Errors a Result may carry; test them with errors.Is.
 var (
@@ -130,9 +134,14 @@ func (e *Enqueuer) Enqueue(ctx context.Context, msgs []message.Message) []Result
 		}
 		r := &results[p.index]
 		e.logger().WarnContext(ctx, "queue message", "message_id", r.ID, "error", errs[i])
-		r.Err = fmt.Errorf("queue %s: %w: %w", r.ID, ErrUnavailable, errs[i])
-		r.RetryAfter = retryUnavailable
 		r.Replayed = false
+		if errors.Is(errs[i], queue.ErrPermanent) {
+			// The queue refused the entry itself (too large, say): a retry cannot succeed.
+			r.Err = fmt.Errorf("queue %s: %w", r.ID, errs[i])
+		} else {
+			r.Err = fmt.Errorf("queue %s: %w: %w", r.ID, ErrUnavailable, errs[i])
+			r.RetryAfter = retryUnavailable
+		}
 		if p.fresh {
 			undo = append(undo, p)
 		}

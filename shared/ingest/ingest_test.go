@@ -230,6 +230,33 @@ func TestEnqueueSendFailureRemovesRecords(t *testing.T) {
 	}
 }
 
+func TestEnqueuePermanentQueueRefusalIsNotRetryable(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.enq.Producer = refusingProducer{}
+	r := b.enq.Enqueue(t.Context(), messages(1, "k"))[0]
+	if r.Err == nil || errors.Is(r.Err, ErrUnavailable) || !errors.Is(r.Err, queue.ErrPermanent) || r.RetryAfter != 0 {
+		t.Fatalf("result = %+v, want a permanent, non-retryable error", r)
+	}
+	if ErrorOf(r.Err).Code != CodeInternal {
+		t.Fatalf("code = %s", ErrorOf(r.Err).Code)
+	}
+	if _, err := b.store.Get(t.Context(), r.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record left behind: %v", err)
+	}
+}
+
+// refusingProducer refuses every entry as SQS refuses one that is too large.
+type refusingProducer struct{}
+
+func (refusingProducer) Send(_ context.Context, entries []queue.Entry) []error {
+	errs := make([]error, len(entries))
+	for i := range errs {
+		errs[i] = &queue.Error{Code: "InvalidParameterValue", Message: "too long", Permanent: true}
+	}
+	return errs
+}
+
 func TestEnqueueStoreFailure(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
