@@ -308,7 +308,7 @@ func readBody(req events.APIGatewayV2HTTPRequest, limit int) ([]byte, *events.AP
 }
 
 // checkContentType returns why the request's Content-Type is refused, or "": it must be JSON
-// (application/json or a +json type), in UTF-8 if a charset is given.
+// (application/json or a +json type), in UTF-8 if a charset is given, and not compressed.
 func checkContentType(req events.APIGatewayV2HTTPRequest) string {
 	const want = "send Content-Type: application/json"
 	ct, ok := header(req, "Content-Type")
@@ -321,6 +321,9 @@ func checkContentType(req events.APIGatewayV2HTTPRequest) string {
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return "the body must be UTF-8; " + want
+	}
+	if ce, ok := header(req, "Content-Encoding"); ok && ce != "" && !strings.EqualFold(ce, "identity") {
+		return "compressed bodies are not accepted; send the JSON uncompressed"
 	}
 	return ""
 }

@@ -215,6 +215,7 @@ var invalid = []struct {
 	{"form content type", PathMessages, msg(``), []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, CodeUnsupportedType, ""},
 	{"text content type", PathMessages, msg(``), []string{"Content-Type", "text/plain"}, 415, CodeUnsupportedType, ""},
 	{"latin-1 JSON", PathMessages, msg(``), []string{"Content-Type", "application/json; charset=iso-8859-1"}, 415, CodeUnsupportedType, ""},
+	{"gzip body", PathMessages, msg(``), []string{"Content-Encoding", "gzip"}, 415, CodeUnsupportedType, ""},
 	{"no content type", PathBatch, batch(msg(``)), []string{"Content-Type", ""}, 415, CodeUnsupportedType, ""},
 	// bad URLs
 	{"relative URL", PathMessages, msgTo("/push"), nil, 400, ingest.CodeValidationFailed, "target.url"},
