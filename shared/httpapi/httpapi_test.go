@@ -589,3 +589,36 @@ func TestBatch500SendCallsWithTheRealProducer(t *testing.T) {
 		t.Fatalf("%d SendMessageBatch calls for 500 messages, want at most 50", api.Calls())
 	}
 }
+
+func TestAcceptedTransports(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		hdrs []string
+	}{
+		{"base64 body", []string{"base64", ""}},
+		{"charset utf-8", []string{"Content-Type", "application/json; charset=utf-8"}},
+		{"+json type", []string{"Content-Type", "application/vnd.acme+json"}},
+		{"media type in any case", []string{"Content-Type", "Application/JSON"}},
+		{"identity encoding", []string{"Content-Encoding", "identity"}},
+		{"quoted idempotency key", []string{"Idempotency-Key", `"k-1"`}},
+		{"same key in header and body", []string{"Idempotency-Key", "body-key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			body := msg(``)
+			if tt.name == "same key in header and body" {
+				body = msg(`,"idempotency_key":"body-key"`)
+			}
+			r := b.do(t, "POST", PathMessages, body, tt.hdrs...)
+			if r.status != http.StatusAccepted {
+				t.Fatalf("= %d %s", r.status, r.body)
+			}
+			if tt.name == "quoted idempotency key" && decode[accepted](t, r).ID != message.IDForKey("k-1") {
+				t.Fatalf("the quoted key was not unquoted: %s", r.body)
+			}
+		})
+	}
+}
