@@ -193,13 +193,16 @@ func (h *Handler) postBatch(ctx context.Context, req events.APIGatewayV2HTTPRequ
 	}
 
 	rs := h.Enqueuer.Enqueue(ctx, ms)
-	failedN, unavailable, replayed := 0, 0, 0
+	failedN, unavailable, internal, replayed := 0, 0, 0, 0
 	for _, r := range rs {
 		switch {
 		case errors.Is(r.Err, ingest.ErrUnavailable):
 			unavailable++
 			failedN++
 		case r.Err != nil:
+			if ingest.ErrorOf(r.Err).Code == ingest.CodeInternal {
+				internal++
+			}
 			failedN++
 		case r.Replayed:
 			replayed++
@@ -212,6 +215,8 @@ func (h *Handler) postBatch(ctx context.Context, req events.APIGatewayV2HTTPRequ
 	switch {
 	case unavailable == len(rs):
 		return reply(http.StatusServiceUnavailable, ingest.ErrorBody{Error: ingest.ErrorOf(ingest.ErrUnavailable)}, headers)
+	case internal == len(rs):
+		return reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil)
 	case failedN > 0:
 		return reply(http.StatusMultiStatus, ingest.ItemsOf(rs), headers)
 	case replayed == len(rs):

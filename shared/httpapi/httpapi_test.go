@@ -622,3 +622,32 @@ func TestAcceptedTransports(t *testing.T) {
 		})
 	}
 }
+
+// panickingStore fails in the worst way: every call panics.
+type panickingStore struct{}
+
+func (panickingStore) Get(context.Context, string) (message.Record, error) { panic("boom") }
+
+func (panickingStore) Create(context.Context, message.Record) error { panic("boom") }
+
+func (panickingStore) Delete(context.Context, string) error { panic("boom") }
+
+func TestPanicsBecome500s(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.h.Records = panickingStore{}
+	b.h.Enqueuer.Store = panickingStore{}
+	for _, r := range []response{
+		b.do(t, "GET", "/v1/messages/"+message.IDForKey("k"), ""),
+		b.do(t, "POST", PathMessages, msg(``)),
+		b.do(t, "POST", PathBatch, keyed(3, "p")),
+	} {
+		e := decode[ingest.ErrorBody](t, r).Error
+		if r.status != http.StatusInternalServerError || e.Code != ingest.CodeInternal || strings.Contains(r.body, "boom") {
+			t.Fatalf("= %d %s", r.status, r.body)
+		}
+	}
+	if calls, _ := b.prod.counts(); calls != 0 {
+		t.Fatalf("producer called %d times", calls)
+	}
+}
