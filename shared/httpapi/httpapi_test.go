@@ -427,7 +427,7 @@ func TestIdempotency(t *testing.T) {
 		t.Fatalf("replay in flight = %d %v %s", soon.status, soon.headers, soon.body)
 	}
 
-	b.clock.Advance(time.Minute)
+	b.clock.Advance(2 * time.Minute)
 	replay := b.do(t, "POST", PathMessages, msg(`,"delay_seconds":3`), "Idempotency-Key", "order-42-shipped")
 	if replay.status != http.StatusOK || replay.headers["Idempotent-Replayed"] != "true" || replay.headers["Location"] != "/v1/messages/"+id {
 		t.Fatalf("replay = %d %v %s", replay.status, replay.headers, replay.body)
@@ -540,7 +540,7 @@ func TestBatch500(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b.clock.Advance(time.Minute)
+	b.clock.Advance(2 * time.Minute)
 	_, before := b.prod.counts()
 	r2 := b.do(t, "POST", PathBatch, keyed(500, "k"))
 	if r2.status != http.StatusAccepted || r2.headers["Idempotent-Replayed"] != "true" {

@@ -80,7 +80,7 @@ func TestIntegrationAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b.clock.Advance(time.Minute)
+	b.clock.Advance(2 * time.Minute)
 	again := b.do(t, http.MethodPost, PathBatch, keyed(500, "it"))
 	if again.status != http.StatusAccepted || again.headers["Idempotent-Replayed"] != "true" {
 		t.Fatalf("replay = %d %.300s", again.status, again.body)

@@ -49,8 +49,8 @@ var (
 )
 
 // DefaultSettle is how long after its creation a record still in accepted is presumed to belong
-// to a request still in flight: longer than the api and relay functions' own timeouts.
-const DefaultSettle = 30 * time.Second
+// to a request still in flight: at least the api (29 s) and relay (60 s) functions' timeouts.
+const DefaultSettle = 60 * time.Second
 
 // createConcurrency bounds the conditional writes in flight for one call.
 const createConcurrency = 16

@@ -152,14 +152,14 @@ func TestEnqueueReplay(t *testing.T) {
 		wantStatus message.Status
 		wantSent   int // entries queued by the replay
 	}{
-		{name: "accepted, settled: queued again", advance: time.Minute, wantStatus: message.Accepted, wantSent: 1},
+		{name: "accepted, settled: queued again", advance: 2 * time.Minute, wantStatus: message.Accepted, wantSent: 1},
 		{name: "accepted, in flight", advance: time.Second, wantErr: ErrInProgress},
 		{name: "delivered", advance: time.Second, status: message.Delivered, wantStatus: message.Delivered},
-		{name: "retrying", advance: time.Minute, status: message.Retrying, wantStatus: message.Retrying},
-		{name: "different delay and expiry are a replay", advance: time.Minute, status: message.Failed, wantStatus: message.Failed,
+		{name: "retrying", advance: 2 * time.Minute, status: message.Retrying, wantStatus: message.Retrying},
+		{name: "different delay and expiry are a replay", advance: 2 * time.Minute, status: message.Failed, wantStatus: message.Failed,
 			change: func(m *message.Message) { m.DelaySeconds = 5; e := t0.Add(time.Hour); m.ExpiresAt = &e }},
-		{name: "different payload", advance: time.Minute, change: func(m *message.Message) { m.Payload = json.RawMessage(`{"n":2}`) }, wantErr: ErrKeyReused},
-		{name: "different header", advance: time.Minute, change: func(m *message.Message) { m.Target.Headers = nil }, wantErr: ErrKeyReused},
+		{name: "different payload", advance: 2 * time.Minute, change: func(m *message.Message) { m.Payload = json.RawMessage(`{"n":2}`) }, wantErr: ErrKeyReused},
+		{name: "different header", advance: 2 * time.Minute, change: func(m *message.Message) { m.Target.Headers = nil }, wantErr: ErrKeyReused},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

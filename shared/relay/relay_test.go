@@ -158,7 +158,7 @@ func TestRelayRedeliveredEventIsNotPushedTwice(t *testing.T) {
 	if _, err := b.store.Finish(t.Context(), id, store.Outcome{Now: t0, Status: message.Delivered}); err != nil {
 		t.Fatal(err)
 	}
-	b.clock.Advance(time.Minute)
+	b.clock.Advance(2 * time.Minute)
 	resp, err := b.h.Handle(t.Context(), ev)
 	if err != nil || len(resp.Messages) != 1 || resp.Messages[0].Replayed == nil || !*resp.Messages[0].Replayed {
 		t.Fatalf("redelivery = %+v, %v", resp, err)
