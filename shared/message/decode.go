@@ -89,8 +89,25 @@ func (d *decoder) batch(body []byte) []Message {
 		d.fail(-1, "messages", "required: an array of 1 to 500 messages")
 		return nil
 	}
+	if !isKind(raw, '[') {
+		d.fail(-1, "messages", "must be an array of messages")
+		return nil
+	}
+	// Usually every element is an object: split them all in one pass.
+	var objects []map[string]json.RawMessage
+	if json.Unmarshal(raw, &objects) == nil {
+		ms := make([]Message, len(objects))
+		for i, members := range objects {
+			if members == nil {
+				d.fail(i, "", "must be a JSON object (a message)")
+				continue
+			}
+			ms[i] = d.members(members, i)
+		}
+		return ms
+	}
 	var elems []json.RawMessage
-	if !isKind(raw, '[') || json.Unmarshal(raw, &elems) != nil {
+	if json.Unmarshal(raw, &elems) != nil {
 		d.fail(-1, "messages", "must be an array of messages")
 		return nil
 	}
@@ -103,11 +120,16 @@ func (d *decoder) batch(body []byte) []Message {
 
 // message decodes one message object found at index (-1 outside a batch).
 func (d *decoder) message(raw []byte, index int) Message {
-	var m Message
 	members, ok := d.object(raw, index, "", "a JSON object (a message)")
 	if !ok {
-		return m
+		return Message{}
 	}
+	return d.members(members, index)
+}
+
+// members decodes the members of one message object found at index.
+func (d *decoder) members(members map[string]json.RawMessage, index int) Message {
+	var m Message
 	for _, k := range sortedKeys(members) {
 		v := members[k]
 		switch k {

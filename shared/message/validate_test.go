@@ -286,6 +286,7 @@ func TestParseBatch(t *testing.T) {
 		{"unknown top field", `{"messages":[` + msg() + `],"extra":1}`, []string{"extra"}},
 		{"top-level array", `[` + msg() + `]`, []string{"body"}},
 		{"element not object", batch(msg(), `1`), []string{"messages[1]"}},
+		{"element null", batch(msg(), `null`, msg("delay_seconds", "-1")), []string{"messages[1]", "messages[2].delay_seconds"}},
 		{"every invalid message", batch(msg(), msg("target", target("https://10.0.0.1/")), msg(), msg("payload", "-", "delay_seconds", "901")),
 			[]string{"messages[1].target.url", "messages[3].delay_seconds", "messages[3].payload"}},
 		{"duplicate keys in batch", batch(msg("idempotency_key", `"k"`), msg("idempotency_key", `"j"`), msg("idempotency_key", `"k"`)), []string{"messages[2].idempotency_key"}},
