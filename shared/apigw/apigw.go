@@ -58,7 +58,7 @@ type Handler struct {
 // Option changes a Handler.
 type Option func(*Handler)
 
-// WithLogger logs each request's outcome to l.
+// WithLogger logs failures to l, and each request at debug level.
 func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }
 
 // WithClock gives the Handler its time, for tests.
@@ -122,7 +122,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.log.Error("malformed function response", "request_id", requestID, "route", routeKey, "error", err)
 		}
 	}
-	h.log.Info("request", "request_id", requestID, "method", r.Method, "path", r.URL.Path, "route", routeKey,
+	h.log.Debug("request", "request_id", requestID, "method", r.Method, "path", r.URL.Path, "route", routeKey,
 		"status", status, "duration_ms", h.now().Sub(start).Milliseconds())
 }
 

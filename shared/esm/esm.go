@@ -48,7 +48,7 @@ type Config struct {
 	Window                  time.Duration // MaximumBatchingWindowInSeconds: 0 to 5 minutes
 	Concurrency             int           // invocations at once (MaximumConcurrency); 2 when zero
 	ReportBatchItemFailures bool          // FunctionResponseTypes: [ReportBatchItemFailures]
-	Logger                  *slog.Logger  // one line per batch; discarded when nil
+	Logger                  *slog.Logger  // failures, and one debug line per batch; discarded when nil
 }
 
 // Batch is the outcome of one invocation, for Mapping.OnBatch.
@@ -251,7 +251,7 @@ func (m *Mapping) invoke(ctx context.Context, msgs []types.Message) {
 		}
 	}
 	b.Duration = time.Since(start)
-	m.log.Info("batch", "records", b.Records, "deleted", b.Deleted, "failed", len(b.Failed), "duration_ms", b.Duration.Milliseconds())
+	m.log.Debug("batch", "records", b.Records, "deleted", b.Deleted, "failed", len(b.Failed), "duration_ms", b.Duration.Milliseconds())
 	if m.OnBatch != nil {
 		m.OnBatch(b)
 	}
