@@ -61,6 +61,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopWithParent()
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "pushfn run")
 
 	root, err := repoRoot()
