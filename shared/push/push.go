@@ -191,6 +191,10 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// The URL may carry a secret in its query: keep it out of the error, which is logged.
+		if ue, ok := err.(*url.Error); ok {
+			err = fmt.Errorf("post: %w", ue.Err)
+		}
 		if errors.Is(err, ErrBlocked) {
 			return Result{Outcome: Permanent, Err: err}
 		}
