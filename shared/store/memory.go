@@ -30,19 +30,15 @@ func (m *Memory) Counts() (writes, reads int) {
 	return m.writes, m.reads
 }
 
-func (m *Memory) ttlFrom(now time.Time) time.Time {
-	ttl := m.TTL
-	if ttl == 0 {
-		ttl = DefaultTTL
-	}
-	return now.Add(ttl).Truncate(time.Second)
-}
-
 func (m *Memory) put(rec message.Record) {
 	if m.records == nil {
 		m.records = make(map[string]message.Record)
 	}
-	rec.TTL = m.ttlFrom(rec.UpdatedAt)
+	ttl := m.TTL
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	rec.TTL = ttlAt(createTime(rec), ttl)
 	m.records[rec.ID] = clone(rec)
 }
 

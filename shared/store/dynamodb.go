@@ -1,0 +1,434 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/pushfn/pushfn/shared/message"
+)
+
+var _ Store = (*DynamoDB)(nil)
+
+// DynamoDBAPI is the part of the DynamoDB client that DynamoDB calls; *dynamodb.Client has it.
+type DynamoDBAPI interface {
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+}
+
+var _ DynamoDBAPI = (*dynamodb.Client)(nil)
+
+// DynamoDB is the Store kept in a DynamoDB table with hash key id (see CreateTable). Every write
+// is one conditional request; a failed condition returns the item found in the same request, so
+// the store never reads before it writes. Lease times are kept to the millisecond. It is safe for
+// concurrent use.
+type DynamoDB struct {
+	api   DynamoDBAPI
+	table string
+	ttl   time.Duration
+}
+
+// NewDynamoDB returns the Store kept in table. Every write sets the item's ttl attribute to the
+// write's time plus ttl (DefaultTTL when ttl is zero or less).
+func NewDynamoDB(api DynamoDBAPI, table string, ttl time.Duration) *DynamoDB {
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	return &DynamoDB{api: api, table: table, ttl: ttl}
+}
+
+// Item attribute names (DESIGN §3).
+const (
+	attrID             = "id"
+	attrStatus         = "status"
+	attrFingerprint    = "fingerprint"
+	attrIdempotencyKey = "idempotency_key"
+	attrTargetHost     = "target_host"
+	attrAttempts       = "attempts"
+	attrLeaseToken     = "lease_token"
+	attrLeaseUntil     = "lease_until" // epoch milliseconds, so conditions compare numbers
+	attrLastAttempt    = "last_attempt"
+	attrCreatedAt      = "created_at"
+	attrUpdatedAt      = "updated_at"
+	attrDeliveredAt    = "delivered_at"
+	attrExpiresAt      = "expires_at"
+	attrTTL            = "ttl" // epoch seconds: DynamoDB's TTL attribute
+)
+
+// Create implements Store.
+func (d *DynamoDB) Create(ctx context.Context, rec message.Record) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("create %s: %w", rec.ID, err)
+	}
+	rec.Status = message.Accepted
+	rec.TTL = ttlAt(createTime(rec), d.ttl)
+	_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                           aws.String(d.table),
+		Item:                                marshalRecord(rec),
+		ConditionExpression:                 aws.String("attribute_not_exists(#id)"),
+		ExpressionAttributeNames:            map[string]string{"#id": attrID},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		return d.conflict("create", rec.ID, err, func(message.Record) error { return ErrExists })
+	}
+	return nil
+}
+
+// Get implements Store. It reads with strong consistency.
+func (d *DynamoDB) Get(ctx context.Context, id string) (message.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return message.Record{}, fmt.Errorf("get %s: %w", id, err)
+	}
+	out, err := d.api.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(d.table),
+		Key:            key(id),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return message.Record{}, fmt.Errorf("get %s: %w", id, err)
+	}
+	if out.Item == nil {
+		return message.Record{}, fmt.Errorf("get %s: %w", id, ErrNotFound)
+	}
+	rec, err := unmarshalRecord(out.Item)
+	if err != nil {
+		return message.Record{}, fmt.Errorf("get %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// Claim implements Store.
+func (d *DynamoDB) Claim(ctx context.Context, id string, c Claim) (message.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return message.Record{}, fmt.Errorf("claim %s: %w", id, err)
+	}
+	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(d.table),
+		Key:       key(id),
+		ConditionExpression: aws.String("#status IN (:accepted, :retrying) OR " +
+			"(#status = :delivering AND #lease_until < :now)"),
+		UpdateExpression: aws.String("SET #status = :delivering, #attempts = if_not_exists(#attempts, :zero) + :one, " +
+			"#lease_token = :token, #lease_until = :until, #updated_at = :updated_at, #ttl = :ttl"),
+		ExpressionAttributeNames: map[string]string{
+			"#status": attrStatus, "#attempts": attrAttempts, "#lease_token": attrLeaseToken,
+			"#lease_until": attrLeaseUntil, "#updated_at": attrUpdatedAt, "#ttl": attrTTL,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":accepted":   str(string(message.Accepted)),
+			":retrying":   str(string(message.Retrying)),
+			":delivering": str(string(message.Delivering)),
+			":now":        num(c.Now.UnixMilli()),
+			":zero":       num(0),
+			":one":        num(1),
+			":token":      str(c.Token),
+			":until":      num(c.Now.Add(c.Lease).UnixMilli()),
+			":updated_at": timeValue(c.Now),
+			":ttl":        num(ttlAt(c.Now, d.ttl).Unix()),
+		},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		return message.Record{}, d.conflict("claim", id, err, func(old message.Record) error {
+			if old.Status.Final() {
+				return ErrFinal
+			}
+			return ErrLeased
+		})
+	}
+	return d.written("claim", id, out.Attributes)
+}
+
+// Finish implements Store.
+func (d *DynamoDB) Finish(ctx context.Context, id string, o Outcome) (message.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return message.Record{}, fmt.Errorf("finish %s: %w", id, err)
+	}
+	names := map[string]string{
+		"#status": attrStatus, "#updated_at": attrUpdatedAt, "#ttl": attrTTL,
+		"#lease_token": attrLeaseToken, "#lease_until": attrLeaseUntil,
+	}
+	values := map[string]types.AttributeValue{
+		":status":     str(string(o.Status)),
+		":updated_at": timeValue(o.Now),
+		":ttl":        num(ttlAt(o.Now, d.ttl).Unix()),
+	}
+	set := "SET #status = :status, #updated_at = :updated_at, #ttl = :ttl"
+	if o.Attempt != nil {
+		set += ", #last_attempt = :last_attempt"
+		names["#last_attempt"] = attrLastAttempt
+		values[":last_attempt"] = attemptValue(*o.Attempt)
+	}
+	if o.Status == message.Delivered {
+		set += ", #delivered_at = :updated_at"
+		names["#delivered_at"] = attrDeliveredAt
+	}
+	var cond string
+	if o.Token != "" {
+		cond = "#status = :delivering AND #lease_token = :token"
+		values[":delivering"] = str(string(message.Delivering))
+		values[":token"] = str(o.Token)
+	} else {
+		cond = "attribute_exists(#id) AND NOT (#status IN (:delivered, :failed, :expired))"
+		names["#id"] = attrID
+		values[":delivered"] = str(string(message.Delivered))
+		values[":failed"] = str(string(message.Failed))
+		values[":expired"] = str(string(message.Expired))
+	}
+	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(d.table),
+		Key:                                 key(id),
+		ConditionExpression:                 aws.String(cond),
+		UpdateExpression:                    aws.String(set + " REMOVE #lease_token, #lease_until"),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		return message.Record{}, d.conflict("finish", id, err, func(message.Record) error {
+			if o.Token != "" {
+				return ErrLeaseLost
+			}
+			return ErrFinal
+		})
+	}
+	return d.written("finish", id, out.Attributes)
+}
+
+// Delete implements Store.
+func (d *DynamoDB) Delete(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete %s: %w", id, err)
+	}
+	_, err := d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                           aws.String(d.table),
+		Key:                                 key(id),
+		ConditionExpression:                 aws.String("attribute_not_exists(#id) OR #status = :accepted"),
+		ExpressionAttributeNames:            map[string]string{"#id": attrID, "#status": attrStatus},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":accepted": str(string(message.Accepted))},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		return d.conflict("delete", id, err, func(message.Record) error { return ErrNotAccepted })
+	}
+	return nil
+}
+
+// conflict turns the error of a conditional write into the Store's: a failed condition with no
+// item returned means the record is missing (ErrNotFound); with an item, a *ConflictError
+// wrapping the sentinel reason picks for it. Any other error is wrapped as it is.
+func (d *DynamoDB) conflict(op, id string, err error, reason func(old message.Record) error) error {
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	if len(ccf.Item) == 0 {
+		return fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
+	}
+	old, uerr := unmarshalRecord(ccf.Item)
+	if uerr != nil {
+		return fmt.Errorf("%s %s: condition failed on an unreadable item: %w", op, id, uerr)
+	}
+	return fmt.Errorf("%s %s: %w", op, id, &ConflictError{Err: reason(old), Record: old})
+}
+
+func (d *DynamoDB) written(op, id string, item map[string]types.AttributeValue) (message.Record, error) {
+	rec, err := unmarshalRecord(item)
+	if err != nil {
+		return message.Record{}, fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	return rec, nil
+}
+
+// createTime is the time of a Create: the record's UpdatedAt, else its CreatedAt.
+func createTime(rec message.Record) time.Time {
+	if rec.UpdatedAt.IsZero() {
+		return rec.CreatedAt
+	}
+	return rec.UpdatedAt
+}
+
+// ttlAt is the TTL of a record written at now: whole seconds, as DynamoDB's TTL attribute holds.
+func ttlAt(now time.Time, ttl time.Duration) time.Time {
+	return now.Add(ttl).Truncate(time.Second)
+}
+
+func key(id string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrID: str(id)}
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func timeValue(t time.Time) types.AttributeValue { return str(t.UTC().Format(time.RFC3339Nano)) }
+
+func attemptValue(a message.Attempt) types.AttributeValue {
+	m := map[string]types.AttributeValue{
+		"at":          timeValue(a.At),
+		"status_code": num(int64(a.StatusCode)),
+		"duration_ms": num(a.DurationMS),
+	}
+	if a.Error != "" {
+		m["error"] = str(a.Error)
+	}
+	return &types.AttributeValueMemberM{Value: m}
+}
+
+// marshalRecord is the item of rec. Empty strings, zero times and a nil attempt are left out,
+// so an item holds only what is known.
+func marshalRecord(rec message.Record) map[string]types.AttributeValue {
+	item := map[string]types.AttributeValue{
+		attrID:       str(rec.ID),
+		attrStatus:   str(string(rec.Status)),
+		attrAttempts: num(int64(rec.Attempts)),
+		attrTTL:      num(rec.TTL.Unix()),
+	}
+	putStr := func(name, v string) {
+		if v != "" {
+			item[name] = str(v)
+		}
+	}
+	putTime := func(name string, t time.Time) {
+		if !t.IsZero() {
+			item[name] = timeValue(t)
+		}
+	}
+	putStr(attrFingerprint, rec.Fingerprint)
+	putStr(attrIdempotencyKey, rec.IdempotencyKey)
+	putStr(attrTargetHost, rec.TargetHost)
+	putStr(attrLeaseToken, rec.LeaseToken)
+	if !rec.LeaseUntil.IsZero() {
+		item[attrLeaseUntil] = num(rec.LeaseUntil.UnixMilli())
+	}
+	if rec.LastAttempt != nil {
+		item[attrLastAttempt] = attemptValue(*rec.LastAttempt)
+	}
+	putTime(attrCreatedAt, rec.CreatedAt)
+	putTime(attrUpdatedAt, rec.UpdatedAt)
+	putTime(attrDeliveredAt, rec.DeliveredAt)
+	if rec.ExpiresAt != nil {
+		putTime(attrExpiresAt, *rec.ExpiresAt)
+	}
+	return item
+}
+
+// errItem reports an item that does not have the shape marshalRecord writes.
+var errItem = errors.New("malformed message item")
+
+// itemReader reads typed attributes from an item, keeping the first error.
+type itemReader struct {
+	item map[string]types.AttributeValue
+	err  error
+}
+
+func (r *itemReader) fail(name, want string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: attribute %s is not %s", errItem, name, want)
+	}
+}
+
+func (r *itemReader) str(name string) string {
+	v, ok := r.item[name]
+	if !ok {
+		return ""
+	}
+	s, ok := v.(*types.AttributeValueMemberS)
+	if !ok {
+		r.fail(name, "a string")
+		return ""
+	}
+	return s.Value
+}
+
+func (r *itemReader) num(name string) int64 {
+	v, ok := r.item[name]
+	if !ok {
+		return 0
+	}
+	n, ok := v.(*types.AttributeValueMemberN)
+	if !ok {
+		r.fail(name, "a number")
+		return 0
+	}
+	i, err := strconv.ParseInt(n.Value, 10, 64)
+	if err != nil {
+		r.fail(name, "an integer")
+	}
+	return i
+}
+
+func (r *itemReader) time(name string) time.Time {
+	s := r.str(name)
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		r.fail(name, "an RFC 3339 time")
+	}
+	return t.UTC()
+}
+
+// unmarshalRecord is the record of an item written by marshalRecord or the update expressions.
+func unmarshalRecord(item map[string]types.AttributeValue) (message.Record, error) {
+	r := &itemReader{item: item}
+	rec := message.Record{
+		ID:             r.str(attrID),
+		Status:         message.Status(r.str(attrStatus)),
+		Fingerprint:    r.str(attrFingerprint),
+		IdempotencyKey: r.str(attrIdempotencyKey),
+		TargetHost:     r.str(attrTargetHost),
+		Attempts:       int(r.num(attrAttempts)),
+		LeaseToken:     r.str(attrLeaseToken),
+		CreatedAt:      r.time(attrCreatedAt),
+		UpdatedAt:      r.time(attrUpdatedAt),
+		DeliveredAt:    r.time(attrDeliveredAt),
+	}
+	if _, ok := item[attrLeaseUntil]; ok {
+		rec.LeaseUntil = time.UnixMilli(r.num(attrLeaseUntil)).UTC()
+	}
+	if _, ok := item[attrTTL]; ok {
+		rec.TTL = time.Unix(r.num(attrTTL), 0).UTC()
+	}
+	if _, ok := item[attrExpiresAt]; ok {
+		t := r.time(attrExpiresAt)
+		rec.ExpiresAt = &t
+	}
+	if v, ok := item[attrLastAttempt]; ok {
+		m, ok := v.(*types.AttributeValueMemberM)
+		if !ok {
+			r.fail(attrLastAttempt, "a map")
+		} else {
+			ar := &itemReader{item: m.Value}
+			rec.LastAttempt = &message.Attempt{
+				At:         ar.time("at"),
+				StatusCode: int(ar.num("status_code")),
+				Error:      ar.str("error"),
+				DurationMS: ar.num("duration_ms"),
+			}
+			if ar.err != nil && r.err == nil {
+				r.err = fmt.Errorf("%s: %w", attrLastAttempt, ar.err)
+			}
+		}
+	}
+	if r.err == nil && (rec.ID == "" || rec.Status == "") {
+		r.err = fmt.Errorf("%w: no id or status", errItem)
+	}
+	if r.err != nil {
+		return message.Record{}, r.err
+	}
+	return rec, nil
+}

@@ -1,0 +1,532 @@
+// Package storetest is the conformance suite of store.Store: every implementation runs Run, so
+// the in-memory store and the DynamoDB store keep the same conditional semantics.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/store"
+)
+
+// TTL is the record TTL the stores under test must be configured with, so the suite can check
+// the ttl of every write.
+const TTL = 48 * time.Hour
+
+// lease is the lease the suite's claims ask for.
+const lease = 30 * time.Second
+
+// Run runs the conformance suite against the stores newStore returns, each configured with TTL.
+// Every subtest uses record ids of its own, so newStore may hand out stores sharing one table.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, s store.Store)
+	}{
+		{"CreateThenGet", testCreateThenGet},
+		{"CreateSetsAccepted", testCreateSetsAccepted},
+		{"CreateExisting", testCreateExisting},
+		{"GetMissing", testGetMissing},
+		{"RoundTrip", testRoundTrip},
+		{"ClaimAccepted", testClaimAccepted},
+		{"ClaimRetrying", testClaimRetrying},
+		{"ClaimLiveLease", testClaimLiveLease},
+		{"ClaimExpiredLease", testClaimExpiredLease},
+		{"ClaimFinal", testClaimFinal},
+		{"ClaimMissing", testClaimMissing},
+		{"ClaimConcurrent", testClaimConcurrent},
+		{"FinishDelivered", testFinishDelivered},
+		{"FinishRetryingKeepsLastAttempt", testFinishRetryingKeepsLastAttempt},
+		{"FinishWrongToken", testFinishWrongToken},
+		{"FinishAfterTakeover", testFinishAfterTakeover},
+		{"FinishTokenNotDelivering", testFinishTokenNotDelivering},
+		{"FinishWithoutToken", testFinishWithoutToken},
+		{"FinishWithoutTokenFinal", testFinishWithoutTokenFinal},
+		{"FinishMissing", testFinishMissing},
+		{"DeleteAccepted", testDeleteAccepted},
+		{"DeletePastAccepted", testDeletePastAccepted},
+		{"DeleteMissing", testDeleteMissing},
+		{"CanceledContext", testCanceledContext},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, newStore(t))
+		})
+	}
+}
+
+// now is a time both stores keep exactly: UTC, whole milliseconds, with a sub-second part so
+// that the truncation of the ttl to seconds is exercised.
+func now() time.Time {
+	n := time.Now().UTC().Truncate(time.Second)
+	return n.Add(987 * time.Millisecond)
+}
+
+// newRecord returns an accepted record with every field a Create sets, and a fresh id.
+func newRecord(at time.Time) message.Record {
+	return message.Record{
+		ID:          message.NewID(at),
+		Status:      message.Accepted,
+		Fingerprint: "sha256:0f1e2d",
+		TargetHost:  "hooks.example.com",
+		CreatedAt:   at,
+		UpdatedAt:   at,
+	}
+}
+
+// ttlAfter is the ttl a write at t must set.
+func ttlAfter(t time.Time) time.Time { return t.Add(TTL).Truncate(time.Second) }
+
+func mustCreate(t *testing.T, s store.Store, rec message.Record) message.Record {
+	t.Helper()
+	if err := s.Create(context.Background(), rec); err != nil {
+		t.Fatalf("Create(%s): %v", rec.ID, err)
+	}
+	rec.Status = message.Accepted
+	rec.TTL = ttlAfter(rec.UpdatedAt)
+	return rec
+}
+
+func mustGet(t *testing.T, s store.Store, id string) message.Record {
+	t.Helper()
+	rec, err := s.Get(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", id, err)
+	}
+	return rec
+}
+
+func mustClaim(t *testing.T, s store.Store, id string, c store.Claim) message.Record {
+	t.Helper()
+	rec, err := s.Claim(context.Background(), id, c)
+	if err != nil {
+		t.Fatalf("Claim(%s, %s): %v", id, c.Token, err)
+	}
+	return rec
+}
+
+func mustFinish(t *testing.T, s store.Store, id string, o store.Outcome) message.Record {
+	t.Helper()
+	rec, err := s.Finish(context.Background(), id, o)
+	if err != nil {
+		t.Fatalf("Finish(%s, %s): %v", id, o.Status, err)
+	}
+	return rec
+}
+
+// equal fails the test when got and want differ, naming the fields that do.
+func equal(t *testing.T, what string, got, want message.Record) {
+	t.Helper()
+	if reflect.DeepEqual(got, want) {
+		return
+	}
+	gv, wv := reflect.ValueOf(got), reflect.ValueOf(want)
+	for i := range gv.NumField() {
+		g, w := gv.Field(i).Interface(), wv.Field(i).Interface()
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("%s: %s = %s, want %s", what, gv.Type().Field(i).Name, show(g), show(w))
+		}
+	}
+}
+
+func show(v any) string {
+	switch v := v.(type) {
+	case *message.Attempt:
+		if v != nil {
+			return fmt.Sprintf("&%+v", *v)
+		}
+	case *time.Time:
+		if v != nil {
+			return "&" + v.String()
+		}
+	}
+	return fmt.Sprintf("%#v", v)
+}
+
+// wantConflict checks that err is a *store.ConflictError wrapping sentinel and returns the record
+// it carries.
+func wantConflict(t *testing.T, err, sentinel error) message.Record {
+	t.Helper()
+	if !errors.Is(err, sentinel) {
+		t.Fatalf("error = %v, want %v", err, sentinel)
+	}
+	var ce *store.ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v is not a *store.ConflictError", err)
+	}
+	return ce.Record
+}
+
+func testCreateThenGet(t *testing.T, s store.Store) {
+	want := mustCreate(t, s, newRecord(now()))
+	equal(t, "Get", mustGet(t, s, want.ID), want)
+}
+
+func testCreateSetsAccepted(t *testing.T, s store.Store) {
+	rec := newRecord(now())
+	rec.Status = message.Delivered
+	want := mustCreate(t, s, rec)
+	got := mustGet(t, s, rec.ID)
+	if got.Status != message.Accepted {
+		t.Errorf("status = %q, want %q", got.Status, message.Accepted)
+	}
+	equal(t, "Get", got, want)
+}
+
+func testCreateExisting(t *testing.T, s store.Store) {
+	at := now()
+	first := mustCreate(t, s, newRecord(at))
+	second := first
+	second.Fingerprint = "sha256:other"
+	second.UpdatedAt = at.Add(time.Minute)
+	err := s.Create(context.Background(), second)
+	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrExists), first)
+	equal(t, "Get after conflict", mustGet(t, s, first.ID), first)
+}
+
+func testGetMissing(t *testing.T, s store.Store) {
+	_, err := s.Get(context.Background(), message.NewID(now()))
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testRoundTrip(t *testing.T, s store.Store) {
+	at := now()
+	expires := at.Add(72 * time.Hour)
+	for _, tc := range []struct {
+		name string
+		rec  message.Record
+	}{
+		{"minimal", message.Record{ID: message.NewID(at), CreatedAt: at, UpdatedAt: at}},
+		{"no_updated_at", message.Record{ID: message.NewID(at), TargetHost: "a.example", CreatedAt: at}},
+		{"every_field", message.Record{
+			ID:             message.IDForKey("round-trip-" + message.NewID(at)),
+			Status:         message.Accepted,
+			Fingerprint:    "sha256:abcdef0123456789",
+			IdempotencyKey: "order-42-shipped ~!@#$%^&*()",
+			TargetHost:     "hooks.example.com:8443",
+			Attempts:       3,
+			LeaseToken:     "lease-token-1",
+			LeaseUntil:     at.Add(lease),
+			LastAttempt: &message.Attempt{
+				At: at.Add(-time.Second), StatusCode: 503, Error: "service unavailable", DurationMS: 1234,
+			},
+			CreatedAt:   at.Add(-time.Hour),
+			UpdatedAt:   at,
+			DeliveredAt: at.Add(-time.Minute),
+			ExpiresAt:   &expires,
+		}},
+		{"attempt_without_error", message.Record{
+			ID: message.NewID(at), CreatedAt: at, UpdatedAt: at,
+			LastAttempt: &message.Attempt{At: at, StatusCode: 200},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := mustCreate(t, s, tc.rec)
+			if tc.rec.UpdatedAt.IsZero() {
+				want.TTL = ttlAfter(tc.rec.CreatedAt)
+			}
+			equal(t, "Get", mustGet(t, s, tc.rec.ID), want)
+		})
+	}
+}
+
+func testClaimAccepted(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	claimAt := at.Add(2 * time.Second)
+	got := mustClaim(t, s, rec.ID, store.Claim{Now: claimAt, Lease: lease, Token: "tok-a"})
+	want := rec
+	want.Status = message.Delivering
+	want.Attempts = 1
+	want.LeaseToken = "tok-a"
+	want.LeaseUntil = claimAt.Add(lease)
+	want.UpdatedAt = claimAt
+	want.TTL = ttlAfter(claimAt)
+	equal(t, "Claim", got, want)
+	equal(t, "Get after Claim", mustGet(t, s, rec.ID), want)
+}
+
+func testClaimRetrying(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	mustFinish(t, s, rec.ID, store.Outcome{Now: at.Add(time.Second), Status: message.Retrying, Token: "tok-a"})
+	again := at.Add(time.Minute)
+	got := mustClaim(t, s, rec.ID, store.Claim{Now: again, Lease: lease, Token: "tok-b"})
+	if got.Status != message.Delivering || got.Attempts != 2 || got.LeaseToken != "tok-b" ||
+		!got.LeaseUntil.Equal(again.Add(lease)) {
+		t.Errorf("second claim = status %s, attempts %d, token %q, lease until %v; want delivering, 2, tok-b, %v",
+			got.Status, got.Attempts, got.LeaseToken, got.LeaseUntil, again.Add(lease))
+	}
+}
+
+func testClaimLiveLease(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	held := mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+	}{
+		{"just_after_claim", at.Add(time.Millisecond)},
+		{"at_lease_end", at.Add(lease)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Claim(context.Background(), rec.ID, store.Claim{Now: tc.at, Lease: lease, Token: "tok-b"})
+			equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrLeased), held)
+		})
+	}
+	equal(t, "Get after refused claims", mustGet(t, s, rec.ID), held)
+}
+
+func testClaimExpiredLease(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	later := at.Add(lease + time.Millisecond)
+	got := mustClaim(t, s, rec.ID, store.Claim{Now: later, Lease: lease, Token: "tok-b"})
+	if got.LeaseToken != "tok-b" || got.Attempts != 2 || !got.LeaseUntil.Equal(later.Add(lease)) ||
+		!got.TTL.Equal(ttlAfter(later)) {
+		t.Errorf("takeover = token %q, attempts %d, lease until %v, ttl %v; want tok-b, 2, %v, %v",
+			got.LeaseToken, got.Attempts, got.LeaseUntil, got.TTL, later.Add(lease), ttlAfter(later))
+	}
+}
+
+func testClaimFinal(t *testing.T, s store.Store) {
+	for _, status := range []message.Status{message.Delivered, message.Failed, message.Expired} {
+		t.Run(string(status), func(t *testing.T) {
+			at := now()
+			rec := mustCreate(t, s, newRecord(at))
+			mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+			final := mustFinish(t, s, rec.ID, store.Outcome{Now: at.Add(time.Second), Status: status, Token: "tok-a"})
+			// Long after any lease, a final record still refuses.
+			_, err := s.Claim(context.Background(), rec.ID, store.Claim{Now: at.Add(time.Hour), Lease: lease, Token: "tok-b"})
+			equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrFinal), final)
+			equal(t, "Get after refused claim", mustGet(t, s, rec.ID), final)
+		})
+	}
+}
+
+func testClaimMissing(t *testing.T, s store.Store) {
+	id := message.NewID(now())
+	_, err := s.Claim(context.Background(), id, store.Claim{Now: now(), Lease: lease, Token: "tok-a"})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Claim(missing) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get after Claim(missing) error = %v, want ErrNotFound (the claim must not create a record)", err)
+	}
+}
+
+func testClaimConcurrent(t *testing.T, s store.Store) {
+	const workers = 20
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for i := range workers {
+		wg.Go(func() {
+			_, errs[i] = s.Claim(context.Background(), rec.ID, store.Claim{Now: at, Lease: lease, Token: fmt.Sprintf("tok-%d", i)})
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("claims %d and %d both won", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, store.ErrLeased):
+			t.Errorf("claim %d: error = %v, want ErrLeased", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no claim won")
+	}
+	got := mustGet(t, s, rec.ID)
+	if got.Attempts != 1 || got.LeaseToken != fmt.Sprintf("tok-%d", winner) {
+		t.Errorf("record after race: attempts %d, token %q; want 1, tok-%d", got.Attempts, got.LeaseToken, winner)
+	}
+}
+
+func testFinishDelivered(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	claimed := mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	done := at.Add(1500 * time.Millisecond)
+	attempt := &message.Attempt{At: at.Add(time.Millisecond), StatusCode: 204, DurationMS: 1499}
+	got := mustFinish(t, s, rec.ID, store.Outcome{Now: done, Status: message.Delivered, Token: "tok-a", Attempt: attempt})
+	want := claimed
+	want.Status = message.Delivered
+	want.LeaseToken = ""
+	want.LeaseUntil = time.Time{}
+	want.LastAttempt = &message.Attempt{At: attempt.At, StatusCode: 204, DurationMS: 1499}
+	want.UpdatedAt = done
+	want.DeliveredAt = done
+	want.TTL = ttlAfter(done)
+	equal(t, "Finish", got, want)
+	equal(t, "Get after Finish", mustGet(t, s, rec.ID), want)
+	attempt.StatusCode = 999 // the store must not keep the caller's pointer
+	equal(t, "Get after changing the attempt", mustGet(t, s, rec.ID), want)
+}
+
+func testFinishRetryingKeepsLastAttempt(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	attempt := message.Attempt{At: at, StatusCode: 503, Error: "upstream said 503", DurationMS: 20}
+	got := mustFinish(t, s, rec.ID, store.Outcome{Now: at.Add(time.Second), Status: message.Retrying, Token: "tok-a", Attempt: &attempt})
+	if got.Status != message.Retrying || !got.DeliveredAt.IsZero() || got.LastAttempt == nil || *got.LastAttempt != attempt {
+		t.Fatalf("Finish(retrying) = status %s, delivered at %v, last attempt %s", got.Status, got.DeliveredAt, show(got.LastAttempt))
+	}
+	mustClaim(t, s, rec.ID, store.Claim{Now: at.Add(time.Minute), Lease: lease, Token: "tok-b"})
+	// An outcome without an attempt (a worker that gave up before sending) keeps the last one.
+	got = mustFinish(t, s, rec.ID, store.Outcome{Now: at.Add(2 * time.Minute), Status: message.Expired, Token: "tok-b"})
+	if got.Status != message.Expired || got.LastAttempt == nil || *got.LastAttempt != attempt || got.Attempts != 2 {
+		t.Errorf("Finish(expired, no attempt) = status %s, attempts %d, last attempt %s; want expired, 2, %+v",
+			got.Status, got.Attempts, show(got.LastAttempt), attempt)
+	}
+}
+
+func testFinishWrongToken(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	claimed := mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	_, err := s.Finish(context.Background(), rec.ID, store.Outcome{Now: at.Add(time.Second), Status: message.Delivered, Token: "tok-x"})
+	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrLeaseLost), claimed)
+	equal(t, "Get after refused finish", mustGet(t, s, rec.ID), claimed)
+}
+
+func testFinishAfterTakeover(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	taken := mustClaim(t, s, rec.ID, store.Claim{Now: at.Add(time.Minute), Lease: lease, Token: "tok-b"})
+	_, err := s.Finish(context.Background(), rec.ID, store.Outcome{Now: at.Add(time.Minute), Status: message.Delivered, Token: "tok-a"})
+	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrLeaseLost), taken)
+	mustFinish(t, s, rec.ID, store.Outcome{Now: at.Add(2 * time.Minute), Status: message.Delivered, Token: "tok-b"})
+	_, err = s.Finish(context.Background(), rec.ID, store.Outcome{Now: at.Add(3 * time.Minute), Status: message.Retrying, Token: "tok-b"})
+	if !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("second Finish with the same token: error = %v, want ErrLeaseLost", err)
+	}
+}
+
+func testFinishTokenNotDelivering(t *testing.T, s store.Store) {
+	rec := mustCreate(t, s, newRecord(now()))
+	_, err := s.Finish(context.Background(), rec.ID, store.Outcome{Now: now(), Status: message.Delivered, Token: "tok-a"})
+	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrLeaseLost), rec)
+}
+
+func testFinishWithoutToken(t *testing.T, s store.Store) {
+	for _, tc := range []struct {
+		name  string
+		claim bool
+	}{{"accepted", false}, {"delivering", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			at := now()
+			rec := mustCreate(t, s, newRecord(at))
+			if tc.claim {
+				mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+			}
+			done := at.Add(time.Second)
+			got := mustFinish(t, s, rec.ID, store.Outcome{Now: done, Status: message.Expired})
+			if got.Status != message.Expired || got.LeaseToken != "" || !got.LeaseUntil.IsZero() ||
+				!got.DeliveredAt.IsZero() || !got.UpdatedAt.Equal(done) || !got.TTL.Equal(ttlAfter(done)) {
+				t.Errorf("Finish(expired) = %+v", got)
+			}
+			equal(t, "Get after Finish", mustGet(t, s, rec.ID), got)
+		})
+	}
+}
+
+func testFinishWithoutTokenFinal(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	final := mustFinish(t, s, rec.ID, store.Outcome{Now: at, Status: message.Failed})
+	_, err := s.Finish(context.Background(), rec.ID, store.Outcome{Now: at.Add(time.Second), Status: message.Expired})
+	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrFinal), final)
+}
+
+func testFinishMissing(t *testing.T, s store.Store) {
+	for _, token := range []string{"", "tok-a"} {
+		t.Run("token="+token, func(t *testing.T) {
+			id := message.NewID(now())
+			_, err := s.Finish(context.Background(), id, store.Outcome{Now: now(), Status: message.Delivered, Token: token})
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("Finish(missing) error = %v, want ErrNotFound", err)
+			}
+			if _, err := s.Get(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("Get after Finish(missing) error = %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func testDeleteAccepted(t *testing.T, s store.Store) {
+	rec := mustCreate(t, s, newRecord(now()))
+	if err := s.Delete(context.Background(), rec.ID); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := s.Get(context.Background(), rec.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get after Delete error = %v, want ErrNotFound", err)
+	}
+	// The id is free again.
+	mustCreate(t, s, rec)
+}
+
+func testDeletePastAccepted(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	claimed := mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	err := s.Delete(context.Background(), rec.ID)
+	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrNotAccepted), claimed)
+	equal(t, "Get after refused Delete", mustGet(t, s, rec.ID), claimed)
+}
+
+func testDeleteMissing(t *testing.T, s store.Store) {
+	if err := s.Delete(context.Background(), message.NewID(now())); err != nil {
+		t.Errorf("Delete(missing) = %v, want nil", err)
+	}
+}
+
+func testCanceledContext(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	fresh := newRecord(at)
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"Create", func() error { return s.Create(ctx, fresh) }},
+		{"Get", func() error { _, err := s.Get(ctx, rec.ID); return err }},
+		{"Claim", func() error {
+			_, err := s.Claim(ctx, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+			return err
+		}},
+		{"Finish", func() error {
+			_, err := s.Finish(ctx, rec.ID, store.Outcome{Now: at, Status: message.Expired})
+			return err
+		}},
+		{"Delete", func() error { return s.Delete(ctx, rec.ID) }},
+	} {
+		if err := tc.call(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a canceled context: error = %v, want context.Canceled", tc.name, err)
+		}
+	}
+	equal(t, "Get after canceled calls", mustGet(t, s, rec.ID), rec)
+	if _, err := s.Get(context.Background(), fresh.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get of the record a canceled Create was given: error = %v, want ErrNotFound", err)
+	}
+}
