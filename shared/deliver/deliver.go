@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -98,23 +99,20 @@ type job struct {
 // when the whole batch must be retried, which it never needs to: every record has its verdict.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	jobs := make([]job, len(ev.Records))
+	var mu sync.Mutex
 	seen := make(map[string]struct{}, len(ev.Records))
-	var run []int // jobs to run
-	var keys []string
-	for i := range ev.Records {
+	// Records are parsed by the runner's workers, just before each is scheduled by its host.
+	key := func(i int) string {
 		j := &jobs[i]
 		j.msg = &ev.Records[i]
 		h.parse(j)
 		if j.bad == nil {
-			if _, ok := seen[j.env.ID]; ok {
-				j.dup = true
-				h.log().Info("duplicate record in batch", "message_id", j.env.ID, "sqs_message_id", j.msg.MessageId)
-				continue
-			}
+			mu.Lock()
+			_, j.dup = seen[j.env.ID]
 			seen[j.env.ID] = struct{}{}
+			mu.Unlock()
 		}
-		run = append(run, i)
-		keys = append(keys, j.host)
+		return j.host
 	}
 
 	var tok [8]byte
@@ -126,20 +124,26 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		Timeout: h.Config.RequestTimeout + h.storeBudget(),
 		Margin:  h.margin(),
 	}
-	results := r.Run(ctx, keys, func(ctx context.Context, k int) error {
-		i := run[k]
-		h.deliver(ctx, &jobs[i], prefix+strconv.Itoa(i))
+	results := r.Run(ctx, len(jobs), key, func(ctx context.Context, i int) error {
+		j := &jobs[i]
+		if j.dup {
+			// An earlier record of this batch carries the same message; its fate covers this one.
+			h.log().InfoContext(ctx, "duplicate record in batch", "message_id", j.env.ID, "sqs_message_id", j.msg.MessageId)
+			return nil
+		}
+		h.deliver(ctx, j, prefix+strconv.Itoa(i))
+		j.env.Payload = nil // sent: let it be collected while the batch goes on
 		return nil
 	})
-	for k, err := range results {
-		j := &jobs[run[k]]
+	for i, err := range results {
+		j := &jobs[i]
 		var pe *runner.PanicError
 		switch {
 		case errors.Is(err, runner.ErrNotStarted):
 			j.verdict = notStarted
 		case errors.As(err, &pe):
 			j.verdict = giveBack
-			h.log().Error("delivery panicked", "message_id", j.env.ID, "target_host", j.host, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+			h.log().ErrorContext(ctx, "delivery panicked", "message_id", j.env.ID, "target_host", j.host, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 		}
 	}
 
@@ -150,12 +154,13 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		if j.verdict == ack {
 			continue
 		}
-		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: j.msg.MessageId})
+		msg := &ev.Records[i]
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
 		switch j.verdict {
 		case retry, notStarted:
 			changes = append(changes, sqstypes.ChangeMessageVisibilityBatchRequestEntry{
 				Id:                aws.String(strconv.Itoa(i)),
-				ReceiptHandle:     aws.String(j.msg.ReceiptHandle),
+				ReceiptHandle:     aws.String(msg.ReceiptHandle),
 				VisibilityTimeout: visibilitySeconds(j.delay),
 			})
 		}
@@ -199,7 +204,7 @@ func (h *Handler) deliver(ctx context.Context, j *job, token string) {
 	now := h.now()
 	if j.bad != nil {
 		j.verdict = ack
-		log.Warn("malformed record", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error())
+		log.WarnContext(ctx, "malformed record", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error())
 		if message.ValidID(id) {
 			h.finishUnclaimed(ctx, j, store.Outcome{Now: now, Status: message.Failed, Attempt: &message.Attempt{At: now, Error: "malformed message: " + j.bad.Error()}})
 		}
@@ -207,7 +212,7 @@ func (h *Handler) deliver(ctx context.Context, j *job, token string) {
 	}
 	if exp := j.env.ExpiresAt; exp != nil && !now.Before(*exp) {
 		j.verdict = ack
-		log.Info("delivery", "message_id", id, "target_host", j.host, "status", message.Expired)
+		log.InfoContext(ctx, "delivery", "message_id", id, "target_host", j.host, "status", message.Expired)
 		h.finishUnclaimed(ctx, j, store.Outcome{Now: now, Status: message.Expired})
 		return
 	}
@@ -216,21 +221,21 @@ func (h *Handler) deliver(ctx context.Context, j *job, token string) {
 	switch {
 	case errors.Is(err, store.ErrFinal):
 		j.verdict = ack
-		log.Info("already final, not sent", "message_id", id, "target_host", j.host)
+		log.InfoContext(ctx, "already final, not sent", "message_id", id, "target_host", j.host)
 		return
 	case errors.Is(err, store.ErrLeased):
 		j.verdict = giveBack
-		log.Info("leased by another worker, not sent", "message_id", id, "target_host", j.host)
+		log.InfoContext(ctx, "leased by another worker, not sent", "message_id", id, "target_host", j.host)
 		return
 	case errors.Is(err, store.ErrNotFound):
 		// The api removed the record because it could not queue the message and answered 503:
 		// the caller retries with a new copy, so this one must not be sent.
 		j.verdict = ack
-		log.Warn("no record for message, not sent", "message_id", id, "target_host", j.host)
+		log.WarnContext(ctx, "no record for message, not sent", "message_id", id, "target_host", j.host)
 		return
 	case err != nil:
 		j.verdict = giveBack
-		log.Error("claim failed", "message_id", id, "target_host", j.host, "error", err.Error())
+		log.ErrorContext(ctx, "claim failed", "message_id", id, "target_host", j.host, "error", err.Error())
 		return
 	}
 	if rec.Attempts > h.Config.MaxAttempts {
@@ -271,11 +276,11 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 	case errors.Is(err, store.ErrLeaseLost):
 		// Another worker took the lease over with its own copy of the record; that copy goes on.
 		j.verdict = ack
-		log.Warn("lease lost before the result was recorded", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status)
+		log.WarnContext(ctx, "lease lost before the result was recorded", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status)
 		return
 	case err != nil:
 		j.verdict = giveBack
-		log.Error("recording the result failed", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status, "error", err.Error())
+		log.ErrorContext(ctx, "recording the result failed", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status, "error", err.Error())
 		return
 	}
 	if o.Status == message.Retrying {
@@ -284,7 +289,7 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 		j.verdict = ack
 	}
 	a := o.Attempt
-	log.Info("delivery", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status,
+	log.InfoContext(ctx, "delivery", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status,
 		"status_code", a.StatusCode, "duration_ms", a.DurationMS, "error", a.Error)
 }
 
@@ -296,7 +301,7 @@ func (h *Handler) finishUnclaimed(ctx context.Context, j *job, o store.Outcome) 
 		return
 	}
 	j.verdict = giveBack
-	h.log().Error("recording the end of a message failed", "message_id", j.env.ID, "status", o.Status, "error", err.Error())
+	h.log().ErrorContext(ctx, "recording the end of a message failed", "message_id", j.env.ID, "status", o.Status, "error", err.Error())
 }
 
 // backoff is the delay before the next attempt after attempt n (1-based): exponential from the
@@ -338,15 +343,15 @@ func (h *Handler) changeVisibility(ctx context.Context, changes []sqstypes.Chang
 	}
 	const perCall = 10
 	calls := (len(changes) + perCall - 1) / perCall
-	runner.Runner{Limit: 16}.Run(ctx, make([]string, calls), func(ctx context.Context, c int) error {
+	runner.Runner{Limit: 16}.Run(ctx, calls, func(int) string { return "" }, func(ctx context.Context, c int) error {
 		entries := changes[c*perCall : min((c+1)*perCall, len(changes))]
 		out, err := h.Queue.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(h.QueueURL), Entries: entries})
 		if err != nil {
-			h.log().Error("changing visibility failed", "records", len(entries), "error", err.Error())
+			h.log().ErrorContext(ctx, "changing visibility failed", "records", len(entries), "error", err.Error())
 			return nil
 		}
 		for _, f := range out.Failed {
-			h.log().Error("changing visibility failed", "entry", aws.ToString(f.Id), "code", aws.ToString(f.Code))
+			h.log().ErrorContext(ctx, "changing visibility failed", "entry", aws.ToString(f.Id), "code", aws.ToString(f.Code))
 		}
 		return nil
 	})

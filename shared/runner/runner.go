@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,7 +16,7 @@ import (
 // deadline minus the margin could no longer fit the item's timeout.
 var ErrNotStarted = errors.New("item not started")
 
-// PanicError is the result of an item whose function panicked.
+// PanicError is the result of an item whose function (or key function) panicked.
 type PanicError struct {
 	Value any
 	Stack []byte
@@ -36,11 +37,12 @@ type Runner struct {
 	Margin time.Duration
 }
 
-// Run calls fn(ctx, i) for each item i of keys (keys[i] is the item's key) and returns one result
-// per item: what fn returned, a *PanicError, or ErrNotStarted. Items of a key start in order;
-// keys take turns. Run returns when every started item has returned.
-func (r Runner) Run(ctx context.Context, keys []string, fn func(ctx context.Context, i int) error) []error {
-	n := len(keys)
+// Run calls fn(ctx, i) for the items 0 to n-1 and returns one result per item: what fn returned,
+// a *PanicError, or ErrNotStarted. key(i) is item i's key; it is called once per item, from the
+// goroutine that is about to schedule it, so it may do per-item preparation work concurrently.
+// An item whose key is at its limit waits, without holding a slot, until an item of that key
+// ends. Run returns when every started item has returned.
+func (r Runner) Run(ctx context.Context, n int, key func(i int) string, fn func(ctx context.Context, i int) error) []error {
 	results := make([]error, n)
 	if n == 0 {
 		return results
@@ -49,20 +51,13 @@ func (r Runner) Run(ctx context.Context, keys []string, fn func(ctx context.Cont
 	if r.Limit > 0 && r.Limit < n {
 		workers = r.Limit
 	}
-	s := newSched(keys, r.PerKey)
+	s := &state{r: r, ctx: ctx, key: key, fn: fn, n: int64(n), results: results, started: make([]bool, n), keys: make(map[string]*keyState)}
 	var wg sync.WaitGroup
 	wg.Add(workers)
 	for range workers {
 		go func() {
 			defer wg.Done()
-			for {
-				i, ok := s.next(func() bool { return r.fits(ctx) })
-				if !ok {
-					return
-				}
-				results[i] = r.run(ctx, i, fn)
-				s.done(i)
-			}
+			s.work()
 		}()
 	}
 	wg.Wait()
@@ -74,19 +69,103 @@ func (r Runner) Run(ctx context.Context, keys []string, fn func(ctx context.Cont
 	return results
 }
 
-// fits reports whether another item may start now.
-func (r Runner) fits(ctx context.Context) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	deadline, ok := ctx.Deadline()
-	return !ok || time.Until(deadline)-r.Margin >= r.Timeout
+// state is one run. Each item's result slot and started flag are written only by the worker
+// that runs the item; Run reads them after every worker has ended.
+type state struct {
+	r       Runner
+	ctx     context.Context
+	key     func(int) string
+	fn      func(context.Context, int) error
+	n       int64
+	next    atomic.Int64
+	stopped atomic.Bool
+	results []error
+	started []bool
+
+	mu   sync.Mutex
+	keys map[string]*keyState
 }
 
-func (r Runner) run(ctx context.Context, i int, fn func(context.Context, int) error) (err error) {
-	if r.Timeout > 0 {
+// keyState is a key's running items and the items waiting for one of them to end.
+type keyState struct {
+	running int
+	waiting []int
+}
+
+// work takes items in order until none are left or the run stops. An item whose key is full is
+// left waiting on its key; a worker ending an item of a key runs that key's waiting items next.
+func (s *state) work() {
+	for !s.stopped.Load() {
+		i := int(s.next.Add(1) - 1)
+		if int64(i) >= s.n {
+			return
+		}
+		k, err := s.keyOf(i)
+		if err != nil {
+			s.started[i] = true
+			s.results[i] = err
+			continue
+		}
+		s.mu.Lock()
+		ks := s.keys[k]
+		if ks == nil {
+			ks = &keyState{}
+			s.keys[k] = ks
+		}
+		if s.r.PerKey > 0 && ks.running >= s.r.PerKey {
+			ks.waiting = append(ks.waiting, i)
+			s.mu.Unlock()
+			continue
+		}
+		ks.running++
+		s.mu.Unlock()
+
+		for i >= 0 {
+			if !s.fits() {
+				s.stopped.Store(true)
+				s.mu.Lock()
+				ks.running--
+				s.mu.Unlock()
+				return
+			}
+			s.started[i] = true
+			s.results[i] = s.run(i)
+			s.mu.Lock()
+			if len(ks.waiting) > 0 {
+				i = ks.waiting[0]
+				ks.waiting = ks.waiting[1:]
+			} else {
+				ks.running--
+				i = -1
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// fits reports whether another item may start now.
+func (s *state) fits() bool {
+	if s.stopped.Load() || s.ctx.Err() != nil {
+		return false
+	}
+	deadline, ok := s.ctx.Deadline()
+	return !ok || time.Until(deadline)-s.r.Margin >= s.r.Timeout
+}
+
+func (s *state) keyOf(i int) (k string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return s.key(i), nil
+}
+
+func (s *state) run(i int) (err error) {
+	ctx := s.ctx
+	if s.r.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
+		ctx, cancel = context.WithTimeout(ctx, s.r.Timeout)
 		defer cancel()
 	}
 	defer func() {
@@ -94,93 +173,5 @@ func (r Runner) run(ctx context.Context, i int, fn func(context.Context, int) er
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	return fn(ctx, i)
-}
-
-// sched hands out items: per key a FIFO of item indexes, and a ring of the keys that have items
-// waiting and a free slot.
-type sched struct {
-	mu      sync.Mutex
-	cond    sync.Cond
-	perKey  int
-	keyOf   []int   // item -> key number
-	queues  [][]int // key number -> waiting items
-	running []int   // key number -> items running
-	ready   []int   // key numbers with waiting items and a free slot, in turn order
-	inReady []bool
-	waiting int // items not yet started
-	stopped bool
-	started []bool
-}
-
-func newSched(keys []string, perKey int) *sched {
-	s := &sched{perKey: perKey, keyOf: make([]int, len(keys)), started: make([]bool, len(keys)), waiting: len(keys)}
-	s.cond.L = &s.mu
-	number := make(map[string]int)
-	for i, k := range keys {
-		kn, ok := number[k]
-		if !ok {
-			kn = len(s.queues)
-			number[k] = kn
-			s.queues = append(s.queues, nil)
-			s.ready = append(s.ready, kn)
-		}
-		s.keyOf[i] = kn
-		s.queues[kn] = append(s.queues[kn], i)
-	}
-	s.running = make([]int, len(s.queues))
-	s.inReady = make([]bool, len(s.queues))
-	for i := range s.inReady {
-		s.inReady[i] = true
-	}
-	return s
-}
-
-// next returns the next item to run, waiting while every key with items is at its limit; false
-// when nothing is left to start or may start (fits is asked under the lock, before each start).
-func (s *sched) next(fits func() bool) (int, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.ready) == 0 && s.waiting > 0 && !s.stopped {
-		s.cond.Wait()
-	}
-	if s.waiting == 0 || s.stopped {
-		return 0, false
-	}
-	if !fits() {
-		s.stopped = true
-		s.cond.Broadcast()
-		return 0, false
-	}
-	kn := s.ready[0]
-	q := s.queues[kn]
-	i := q[0]
-	s.queues[kn] = q[1:]
-	s.running[kn]++
-	s.waiting--
-	s.started[i] = true
-	if len(s.queues[kn]) == 0 || (s.perKey > 0 && s.running[kn] >= s.perKey) {
-		s.ready = s.ready[1:]
-		s.inReady[kn] = false
-	} else if len(s.ready) > 1 {
-		// Let the next key take a turn.
-		s.ready = append(s.ready[1:], kn)
-	}
-	if s.waiting == 0 {
-		s.cond.Broadcast()
-	}
-	return i, true
-}
-
-// done records the end of item i, freeing its key's slot.
-func (s *sched) done(i int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	kn := s.keyOf[i]
-	s.running[kn]--
-	if !s.inReady[kn] && len(s.queues[kn]) > 0 {
-		s.ready = append(s.ready, kn)
-		s.inReady[kn] = true
-		s.cond.Signal()
-	}
+	return s.fn(ctx, i)
 }

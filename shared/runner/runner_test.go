@@ -17,7 +17,7 @@ func TestRunResults(t *testing.T) {
 	for i := range keys {
 		keys[i] = fmt.Sprint("host", i%3)
 	}
-	results := Runner{Limit: 4, PerKey: 2}.Run(context.Background(), keys, func(ctx context.Context, i int) error {
+	results := Runner{Limit: 4, PerKey: 2}.Run(context.Background(), len(keys), func(i int) string { return keys[i] }, func(ctx context.Context, i int) error {
 		switch i % 5 {
 		case 1:
 			return fmt.Errorf("item %d: %w", i, boom)
@@ -48,9 +48,27 @@ func TestRunResults(t *testing.T) {
 	}
 }
 
+func TestRunKeyPanics(t *testing.T) {
+	t.Parallel()
+	var ran atomic.Int32
+	results := Runner{Limit: 2}.Run(context.Background(), 3, func(i int) string {
+		if i == 1 {
+			panic("bad key")
+		}
+		return "k"
+	}, func(ctx context.Context, i int) error {
+		ran.Add(1)
+		return nil
+	})
+	var pe *PanicError
+	if results[0] != nil || results[2] != nil || !errors.As(results[1], &pe) || ran.Load() != 2 {
+		t.Fatalf("results %v, %d ran", results, ran.Load())
+	}
+}
+
 func TestRunEmpty(t *testing.T) {
 	t.Parallel()
-	if got := (Runner{}).Run(context.Background(), nil, func(context.Context, int) error { return nil }); len(got) != 0 {
+	if got := (Runner{}).Run(context.Background(), 0, nil, func(context.Context, int) error { return nil }); len(got) != 0 {
 		t.Fatalf("results %v", got)
 	}
 }
@@ -100,7 +118,7 @@ func TestRunLimits(t *testing.T) {
 			for i := range keys {
 				keys[i] = fmt.Sprint("k", i%tt.keys)
 			}
-			results := Runner{Limit: tt.limit, PerKey: tt.perKey}.Run(context.Background(), keys, func(ctx context.Context, i int) error {
+			results := Runner{Limit: tt.limit, PerKey: tt.perKey}.Run(context.Background(), len(keys), func(i int) string { return keys[i] }, func(ctx context.Context, i int) error {
 				g.enter(keys[i])
 				defer g.leave(keys[i])
 				time.Sleep(time.Millisecond) // let items overlap
@@ -142,7 +160,7 @@ func TestRunSlowKeyDoesNotStarveOthers(t *testing.T) {
 		<-allFast
 		close(release)
 	}()
-	results := Runner{Limit: 4, PerKey: perKey}.Run(context.Background(), keys, func(ctx context.Context, i int) error {
+	results := Runner{Limit: 4, PerKey: perKey}.Run(context.Background(), len(keys), func(i int) string { return keys[i] }, func(ctx context.Context, i int) error {
 		if keys[i] == "fast" {
 			if fastDone.Add(1) == 30 {
 				close(allFast)
@@ -190,7 +208,7 @@ func TestRunStopsBeforeTheDeadline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		ran.Store(0)
-		results := tt.r.Run(ctx, keys, func(ctx context.Context, i int) error {
+		results := tt.r.Run(ctx, len(keys), func(i int) string { return keys[i] }, func(ctx context.Context, i int) error {
 			ran.Add(1)
 			if d, ok := ctx.Deadline(); !ok || time.Until(d) > tt.r.Timeout {
 				return fmt.Errorf("item deadline %v, want within %s", d, tt.r.Timeout)
@@ -220,7 +238,7 @@ func TestRunStopsMidway(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	keys := make([]string, 100)
 	var ran atomic.Int32
-	results := Runner{Limit: 3}.Run(ctx, keys, func(ctx context.Context, i int) error {
+	results := Runner{Limit: 3}.Run(ctx, len(keys), func(i int) string { return keys[i] }, func(ctx context.Context, i int) error {
 		if ran.Add(1) == 10 {
 			cancel()
 		}
@@ -253,7 +271,7 @@ func BenchmarkRun(b *testing.B) {
 			r := Runner{Limit: tc.limit, PerKey: tc.perKey, Timeout: time.Minute}
 			b.ReportAllocs()
 			for b.Loop() {
-				r.Run(context.Background(), keys, func(ctx context.Context, i int) error { return nil })
+				r.Run(context.Background(), len(keys), func(i int) string { return keys[i] }, func(ctx context.Context, i int) error { return nil })
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tc.items), "ns/item")
 		})

@@ -1,0 +1,39 @@
+// Command deliver is the SQS-triggered Lambda function that pushes each batch to its targets.
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/pushfn/pushfn/shared/config"
+	"github.com/pushfn/pushfn/shared/deliver"
+	"github.com/pushfn/pushfn/shared/push"
+	"github.com/pushfn/pushfn/shared/store"
+)
+
+var version = "dev" // set with -ldflags "-X main.version=..."
+
+func main() {
+	cfg, err := config.Load(os.Getenv)
+	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
+	if err = errors.Join(err, awsErr); err != nil {
+		slog.Error("deliver: configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	h := &deliver.Handler{
+		Store:    store.NewDynamoDB(dynamodb.NewFromConfig(aws), cfg.TableName, cfg.RecordTTL),
+		Sender:   push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version}),
+		Queue:    sqs.NewFromConfig(aws),
+		QueueURL: cfg.QueueURL,
+		Config:   cfg,
+		Log:      slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})),
+	}
+	lambda.Start(h.Handle)
+}
