@@ -27,7 +27,9 @@ func TestIntegrationEmulators(t *testing.T) {
 	ctx := context.Background()
 	ddb, sq := awstest.DynamoDB(t), awstest.SQS(t)
 	table := awstest.Name(t)
-	t.Cleanup(func() { _, _ = ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)}) })
+	t.Cleanup(func() {
+		_, _ = ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	})
 	if err := store.CreateTable(ctx, ddb, table); err != nil {
 		t.Fatal(err)
 	}
