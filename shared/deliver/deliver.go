@@ -171,7 +171,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 
 // parse reads the envelope of j's record and the host it goes to, or says why it is malformed.
 func (h *Handler) parse(j *job) {
-	if err := json.Unmarshal([]byte(j.msg.Body), &j.env); err != nil {
+	env, err := decodeEnvelope(j.msg.Body)
+	if err != nil {
 		var idOnly struct {
 			ID string `json:"id"`
 		}
@@ -180,6 +181,7 @@ func (h *Handler) parse(j *job) {
 		j.bad = fmt.Errorf("not a message envelope: %w", err)
 		return
 	}
+	j.env = env
 	if !message.ValidID(j.env.ID) {
 		j.bad = errors.New("no valid message id")
 		return
