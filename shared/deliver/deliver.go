@@ -291,8 +291,10 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 		j.verdict = ack
 	}
 	a := o.Attempt
-	log.InfoContext(ctx, "delivery", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status,
-		"status_code", a.StatusCode, "duration_ms", a.DurationMS, "error", a.Error)
+	// LogAttrs checks the level before anything is built: this line runs once per push.
+	log.LogAttrs(ctx, slog.LevelInfo, "delivery", slog.String("message_id", j.env.ID), slog.String("target_host", j.host),
+		slog.Int("attempt", attempts), slog.String("status", string(o.Status)), slog.Int("status_code", a.StatusCode),
+		slog.Int64("duration_ms", a.DurationMS), slog.String("error", a.Error))
 }
 
 // finishUnclaimed ends a record that was never claimed (malformed or expired); a record already

@@ -87,8 +87,8 @@ type Options struct {
 // invocations. It is safe for concurrent use.
 type Client struct {
 	http      *http.Client
-	keys      [][]byte
-	userAgent []string
+	signer    *signer
+	userAgent string
 }
 
 // maxDrain is how much of a response body is read so that the connection can be reused;
@@ -127,8 +127,8 @@ func NewClient(o Options) *Client {
 			Transport:     transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		keys:      o.Keys,
-		userAgent: []string{"pushfn/" + o.Version},
+		signer:    newSigner(o.Keys),
+		userAgent: "pushfn/" + o.Version,
 	}
 }
 
@@ -162,17 +162,20 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return Result{Outcome: Permanent, Err: fmt.Errorf("target url: not an absolute http(s) URL")}
 	}
-	h := make(http.Header, len(r.Headers)+6)
+	h := make(http.Header, len(r.Headers)+5)
 	for k, v := range r.Headers {
 		h.Set(k, v)
 	}
 	ts := r.Now.Unix()
-	h["Content-Type"] = []string{"application/json"}
-	h["User-Agent"] = c.userAgent
-	h[HeaderID] = []string{r.ID}
-	h[HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
-	if len(c.keys) > 0 {
-		h[HeaderSignature] = []string{Sign(c.keys, r.ID, ts, r.Body)}
+	// One backing array for the values of the headers every push carries.
+	vals := [...]string{"application/json", c.userAgent, r.ID, strconv.FormatInt(ts, 10), c.signer.sign(r.ID, ts, r.Body)}
+	v := vals[:]
+	h["Content-Type"] = v[0:1:1]
+	h["User-Agent"] = v[1:2:2]
+	h[HeaderID] = v[2:3:3]
+	h[HeaderTimestamp] = v[3:4:4]
+	if v[4] != "" {
+		h[HeaderSignature] = v[4:5:5]
 	}
 	req := &http.Request{
 		Method:        http.MethodPost,

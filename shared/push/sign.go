@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -39,28 +41,48 @@ func ParseSecret(s string) ([]byte, error) {
 // each key, space-separated, where the signature is the base64 HMAC-SHA256 of "id.timestamp.body".
 // It returns "" when keys is empty.
 func Sign(keys [][]byte, id string, timestamp int64, body []byte) string {
-	if len(keys) == 0 {
+	return newSigner(keys).sign(id, timestamp, body)
+}
+
+// signer signs with a set of keys, reusing keyed HMAC states: it is on every push's path.
+type signer struct {
+	macs []sync.Pool // of hash.Hash, one pool per key
+}
+
+func newSigner(keys [][]byte) *signer {
+	s := &signer{macs: make([]sync.Pool, len(keys))}
+	for i, key := range keys {
+		s.macs[i].New = func() any { return hmac.New(sha256.New, key) }
+	}
+	return s
+}
+
+func (s *signer) sign(id string, timestamp int64, body []byte) string {
+	if len(s.macs) == 0 {
 		return ""
 	}
-	var b strings.Builder
-	b.Grow(len(keys) * 48)
-	var ts [20]byte
-	tsb := strconv.AppendInt(ts[:0], timestamp, 10)
+	// One buffer holds the signed prefix "id.timestamp." and then the header value.
+	buf := make([]byte, 0, len(id)+22+len(s.macs)*48)
+	buf = append(buf, id...)
+	buf = append(buf, '.')
+	buf = strconv.AppendInt(buf, timestamp, 10)
+	buf = append(buf, '.')
+	prefix := len(buf)
 	var sum [sha256.Size]byte
-	for i, key := range keys {
-		mac := hmac.New(sha256.New, key)
-		mac.Write([]byte(id))
-		mac.Write([]byte{'.'})
-		mac.Write(tsb)
-		mac.Write([]byte{'.'})
+	for i := range s.macs {
+		mac := s.macs[i].Get().(hash.Hash)
+		mac.Reset()
+		mac.Write(buf[:prefix])
 		mac.Write(body)
+		mac.Sum(sum[:0])
+		s.macs[i].Put(mac)
 		if i > 0 {
-			b.WriteByte(' ')
+			buf = append(buf, ' ')
 		}
-		b.WriteString("v1,")
-		b.WriteString(base64.StdEncoding.EncodeToString(mac.Sum(sum[:0])))
+		buf = append(buf, "v1,"...)
+		buf = base64.StdEncoding.AppendEncode(buf, sum[:])
 	}
-	return b.String()
+	return string(buf[prefix:])
 }
 
 // Errors Verify reports. Test them with errors.Is.
