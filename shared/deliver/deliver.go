@@ -247,7 +247,7 @@ func (h *Handler) deliver(ctx context.Context, j *job, token string) {
 		return
 	}
 
-	sendCtx, cancel := context.WithTimeout(ctx, h.Config.RequestTimeout)
+	sendCtx, cancel := runner.Bound(ctx, h.Config.RequestTimeout)
 	res := h.Sender.Send(sendCtx, push.Request{ID: id, URL: j.env.Target.URL, Headers: j.env.Target.Headers, Body: j.env.Payload, Now: now})
 	cancel()
 

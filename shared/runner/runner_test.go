@@ -277,3 +277,38 @@ func BenchmarkRun(b *testing.B) {
 		})
 	}
 }
+
+func TestBound(t *testing.T) {
+	t.Parallel()
+	type key struct{}
+	parent, cancel := context.WithTimeout(context.WithValue(context.Background(), key{}, "v"), time.Hour)
+	defer cancel()
+	tests := []struct {
+		name string
+		d    time.Duration
+		want time.Duration // the deadline's distance from now, about
+	}{
+		{"shorter than the parent", time.Minute, time.Minute},
+		{"capped at the parent's deadline", 2 * time.Hour, time.Hour},
+	}
+	for _, tt := range tests {
+		ctx, stop := Bound(parent, tt.d)
+		d, ok := ctx.Deadline()
+		if left := time.Until(d); !ok || left > tt.want || left < tt.want-time.Minute {
+			t.Errorf("%s: deadline in %s, want about %s", tt.name, left, tt.want)
+		}
+		if ctx.Value(key{}) != "v" {
+			t.Errorf("%s: value lost", tt.name)
+		}
+		stop()
+		if ctx.Err() == nil {
+			t.Errorf("%s: not ended by its cancel func", tt.name)
+		}
+	}
+	ctx, stop := Bound(parent, time.Minute)
+	defer stop()
+	cancel()
+	if ctx.Err() != nil {
+		t.Error("the parent's cancellation reached the bounded context")
+	}
+}
