@@ -1,31 +1,66 @@
-// Command pushfn is the developer CLI: a push receiver to try pushfn out and the delivery
-// benchmark.
+// Command pushfn is the developer CLI: local emulators, setup of the local table and queues, and
+// (added by later work) the local stack, local invoke and benchmarks. It is never deployed.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
-// commands maps each subcommand to its function.
-var commands = map[string]func(ctx context.Context, args []string) error{
-	"receiver": receiverCmd,
-	"bench":    benchCmd,
+// command is one subcommand: it parses its own flags from args.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+// commands lists the subcommands; adding one is one line here and a cmd/pushfn/<name>.go file.
+var commands = []command{
+	{"emulators", "start, stop or inspect the local SQS and DynamoDB emulators", emulators},
+	{"setup", "create the table and queues (with dead-letter queue) in the emulators", setup},
+	{"receiver", "a loopback push receiver that prints, verifies and counts pushes", receiverCmd},
+	{"bench", "bench deliver: time the deliver handler on one synthetic batch (DESIGN §11)", benchCmd},
 }
 
 func main() {
-	if len(os.Args) < 2 || commands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: pushfn receiver|bench [flags]")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := commands[os.Args[1]](ctx, os.Args[2:]); err != nil {
-		fmt.Fprintln(os.Stderr, "pushfn "+os.Args[1]+":", err)
-		stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pushfn:", err)
 		os.Exit(1)
 	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage()
+		if len(args) == 0 {
+			return flag.ErrHelp
+		}
+		return nil
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:])
+		}
+	}
+	usage()
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: pushfn <command> [flags] [arguments]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nRun pushfn <command> -h for a command's flags.")
 }

@@ -1,4 +1,4 @@
-// Command deliver is the SQS-triggered Lambda function that pushes each batch to its targets.
+// Command deliver is the delivery function (DESIGN §4): SQS batches in, partial batch responses out.
 package main
 
 import (
@@ -33,7 +33,7 @@ func main() {
 		Queue:    sqs.NewFromConfig(aws),
 		QueueURL: cfg.QueueURL,
 		Config:   cfg,
-		Log:      slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})),
+		Log:      slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})),
 	}
 	lambda.Start(h.Handle)
 }

@@ -29,7 +29,7 @@ func TestNewIDSortsByTime(t *testing.T) {
 	if !ValidID(a) || !ValidID(b) {
 		t.Fatalf("ValidID false for %q or %q", a, b)
 	}
-	if NewID(t0) == NewID(t0) {
+	if first, second := NewID(t0), NewID(t0); first == second {
 		t.Fatal("two ids at the same instant are equal")
 	}
 }

@@ -1,0 +1,228 @@
+package template
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/awslabs/goformation/v7/cloudformation/serverless"
+	"github.com/pushfn/pushfn/shared/config"
+)
+
+// Rule names a check of Check.
+type Rule string
+
+// The rules Check applies.
+const (
+	RuleBuildTarget     Rule = "build-target"      // every function has a build-<LogicalId> Makefile target
+	RuleEnvKnown        Rule = "env-known"         // every environment variable is one config.Load reads
+	RuleEnvValid        Rule = "env-valid"         // the environment's defaults load without error
+	RuleBatchFailures   Rule = "batch-failures"    // every event source mapping reports batch item failures
+	RuleVisibility      Rule = "visibility"        // a mapped queue's visibility is at least 6 × its function's timeout
+	RuleRedrive         Rule = "redrive"           // a mapped queue redrives above MAX_ATTEMPTS receives
+	RuleActions         Rule = "actions"           // policies name exact actions, no wildcards or managed policies
+	RuleJSONLogs        Rule = "json-logs"         // every function logs as JSON
+	RuleFunctionsMapped Rule = "functions-present" // the template has functions and a mapping at all
+)
+
+// Problem is one way the template breaks a rule.
+type Problem struct {
+	Rule     Rule
+	Resource string // logical id
+	Detail   string
+}
+
+func (p Problem) Error() string { return fmt.Sprintf("%s: %s: %s", p.Rule, p.Resource, p.Detail) }
+
+// Check applies DESIGN §9's rules to the template, given the Makefile's text, and returns every
+// problem found (none for a sound template).
+func (t *Template) Check(makefile string) []Problem {
+	var ps []Problem
+	add := func(r Rule, res, format string, args ...any) {
+		ps = append(ps, Problem{Rule: r, Resource: res, Detail: fmt.Sprintf(format, args...)})
+	}
+	if len(t.Functions) == 0 || len(t.Mappings) == 0 {
+		add(RuleFunctionsMapped, "template", "%d functions and %d event source mappings", len(t.Functions), len(t.Mappings))
+	}
+	known := map[string]bool{}
+	for _, n := range config.Names() {
+		known[n] = true
+	}
+	maxAttempts := map[string]int{}
+	for _, f := range t.Functions {
+		if !regexp.MustCompile(`(?m)^build-` + regexp.QuoteMeta(f.LogicalID) + `\s*:`).MatchString(makefile) {
+			add(RuleBuildTarget, f.LogicalID, "the Makefile has no build-%s target", f.LogicalID)
+		}
+		env := map[string]string{}
+		for _, name := range sortedKeys(f.Env, f.Refs) {
+			// Lambda reserves AWS_* names for itself; none may be set by a template.
+			if !known[name] || strings.HasPrefix(name, "AWS_") {
+				add(RuleEnvKnown, f.LogicalID, "environment variable %s is not one the configuration loader reads", name)
+			}
+			env[name] = f.Env[name]
+			if res, ok := f.Refs[name]; ok {
+				env[name] = res // a resource's name or URL in AWS
+			}
+		}
+		// QUEUE_URL and TABLE_NAME are required in Lambda; a function without them fails at init.
+		c, err := config.Load(func(k string) string { return env[k] })
+		if err != nil {
+			add(RuleEnvValid, f.LogicalID, "its environment does not load: %v", err)
+		}
+		maxAttempts[f.LogicalID] = c.MaxAttempts
+		if f.LogFormat != "JSON" {
+			add(RuleJSONLogs, f.LogicalID, "LoggingConfig.LogFormat is %q, want JSON", f.LogFormat)
+		}
+	}
+	queues := t.cf.GetAllSQSQueueResources()
+	for _, m := range t.Mappings {
+		if !m.ReportBatchItemFailures {
+			add(RuleBatchFailures, m.LogicalID, "FunctionResponseTypes lacks ReportBatchItemFailures")
+		}
+		f, ok := t.Function(m.Function)
+		q, qok := queues[m.Queue]
+		if !ok || !qok {
+			add(RuleVisibility, m.LogicalID, "maps queue %q to function %q, not both in the template", m.Queue, m.Function)
+			continue
+		}
+		visibility := 30 // SQS's default
+		if q.VisibilityTimeout != nil {
+			visibility = *q.VisibilityTimeout
+		}
+		if timeout := int(f.Timeout.Seconds()); visibility < 6*timeout {
+			add(RuleVisibility, m.Queue, "visibility timeout %d s is under 6 × %s's timeout (%d s)", visibility, f.LogicalID, timeout)
+		}
+		receives, ok := maxReceiveCount(q.RedrivePolicy)
+		switch {
+		case !ok:
+			add(RuleRedrive, m.Queue, "no redrive policy with a maxReceiveCount")
+		case receives <= maxAttempts[f.LogicalID]:
+			add(RuleRedrive, m.Queue, "maxReceiveCount %d is not above %s's MAX_ATTEMPTS (%d)", receives, f.LogicalID, maxAttempts[f.LogicalID])
+		}
+	}
+	for id, fn := range t.cf.GetAllServerlessFunctionResources() {
+		for _, detail := range policyProblems(fn.Policies) {
+			add(RuleActions, id, "%s", detail)
+		}
+	}
+	for id, p := range t.cf.GetAllIAMPolicyResources() {
+		for _, detail := range statementProblems(p.PolicyDocument) {
+			add(RuleActions, id, "%s", detail)
+		}
+	}
+	for id, r := range t.cf.GetAllIAMRoleResources() {
+		if len(r.ManagedPolicyArns) > 0 {
+			add(RuleActions, id, "managed policies %v: grant exact actions instead", r.ManagedPolicyArns)
+		}
+		for _, p := range r.Policies {
+			for _, detail := range statementProblems(p.PolicyDocument) {
+				add(RuleActions, id, "%s", detail)
+			}
+		}
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Rule < ps[j].Rule })
+	return ps
+}
+
+func sortedKeys(maps ...map[string]string) []string {
+	var keys []string
+	for _, m := range maps {
+		for k := range m {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func maxReceiveCount(policy any) (int, bool) {
+	m, ok := policy.(map[string]any)
+	if !ok {
+		if s, isString := policy.(string); isString { // RedrivePolicy may be a JSON string
+			var parsed map[string]any
+			if json.Unmarshal([]byte(s), &parsed) == nil {
+				return maxReceiveCount(parsed)
+			}
+		}
+		return 0, false
+	}
+	switch v := m["maxReceiveCount"].(type) {
+	case float64:
+		return int(v), true
+	case string:
+		n, err := strconv.Atoi(v)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+// policyProblems lists what in a SAM function's Policies grants more than exact actions: a
+// managed policy or SAM policy template (whose actions the check cannot see), or a wildcard.
+func policyProblems(p *serverless.Function_Policies) []string {
+	if p == nil {
+		return nil
+	}
+	var out []string
+	if p.String != nil {
+		out = append(out, fmt.Sprintf("managed policy %q: grant exact actions instead", *p.String))
+	}
+	if p.StringArray != nil {
+		// goformation tries every shape of a list, so a list of documents leaves "" entries here.
+		for _, name := range *p.StringArray {
+			if name != "" {
+				out = append(out, fmt.Sprintf("managed policy %q: grant exact actions instead", name))
+			}
+		}
+	}
+	if p.SAMPolicyTemplateArray != nil && len(*p.SAMPolicyTemplateArray) > 0 && p.IAMPolicyDocumentArray == nil {
+		out = append(out, "SAM policy templates: grant exact actions instead")
+	}
+	if p.IAMPolicyDocument != nil {
+		out = append(out, statementProblems(map[string]any{"Statement": p.IAMPolicyDocument.Statement})...)
+	}
+	if p.IAMPolicyDocumentArray != nil {
+		for _, d := range *p.IAMPolicyDocumentArray {
+			out = append(out, statementProblems(map[string]any{"Statement": d.Statement})...)
+		}
+	}
+	return out
+}
+
+// statementProblems lists the wildcard actions (and NotAction, which grants everything else) of
+// a policy document.
+func statementProblems(doc any) []string {
+	d, _ := doc.(map[string]any)
+	var statements []any
+	switch s := d["Statement"].(type) {
+	case []any:
+		statements = s
+	case map[string]any:
+		statements = []any{s}
+	}
+	var out []string
+	for i, st := range statements {
+		m, _ := st.(map[string]any)
+		if _, ok := m["NotAction"]; ok {
+			out = append(out, fmt.Sprintf("statement %d uses NotAction", i))
+		}
+		var actions []any
+		switch a := m["Action"].(type) {
+		case string:
+			actions = []any{a}
+		case []any:
+			actions = a
+		}
+		if len(actions) == 0 {
+			out = append(out, fmt.Sprintf("statement %d names no action", i))
+		}
+		for _, a := range actions {
+			if s, _ := a.(string); strings.Contains(s, "*") || s == "" {
+				out = append(out, fmt.Sprintf("statement %d grants action %q: name exact actions", i, s))
+			}
+		}
+	}
+	return out
+}

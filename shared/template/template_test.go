@@ -1,0 +1,130 @@
+package template
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func readRepoFiles(t *testing.T) (template, makefile string) {
+	t.Helper()
+	tb, err := os.ReadFile("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(tb), string(mb)
+}
+
+func TestRepositoryTemplatePassesChecks(t *testing.T) {
+	t.Parallel()
+	_, makefile := readRepoFiles(t)
+	tm, err := Load("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range tm.Check(makefile) {
+		t.Errorf("%v", p)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	tm, err := Load("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, f := range tm.Functions {
+		ids = append(ids, f.LogicalID)
+	}
+	if got, want := strings.Join(ids, ","), "ApiFunction,DeliverFunction,RelayFunction"; got != want {
+		t.Fatalf("functions %s, want %s", got, want)
+	}
+	deliver, _ := tm.Function("DeliverFunction")
+	if deliver.Timeout != 120*time.Second || deliver.MemoryMB != 1024 || deliver.LogFormat != "JSON" {
+		t.Errorf("DeliverFunction: timeout %s, memory %d, log format %q", deliver.Timeout, deliver.MemoryMB, deliver.LogFormat)
+	}
+	if deliver.Env["MAX_ATTEMPTS"] != "10" || deliver.Env["REQUEST_TIMEOUT"] != "10s" || deliver.Env["LOG_LEVEL"] != "info" {
+		t.Errorf("DeliverFunction env defaults: %v", deliver.Env)
+	}
+	if deliver.Refs["QUEUE_URL"] != "Queue" || deliver.Refs["TABLE_NAME"] != "Table" {
+		t.Errorf("DeliverFunction refs: %v, want QUEUE_URL→Queue, TABLE_NAME→Table", deliver.Refs)
+	}
+	if _, ok := deliver.Env["QUEUE_URL"]; ok {
+		t.Error("QUEUE_URL is in Env; a reference to a resource belongs in Refs only")
+	}
+	wantQueue := Queue{LogicalID: "Queue", VisibilityTimeout: 720 * time.Second, DeadLetterQueue: "DeadLetterQueue", MaxReceiveCount: 20}
+	if q, _ := tm.Queue("Queue"); q != wantQueue {
+		t.Errorf("queue %+v, want %+v", q, wantQueue)
+	}
+	if len(tm.Mappings) != 1 {
+		t.Fatalf("%d mappings, want 1", len(tm.Mappings))
+	}
+	want := Mapping{LogicalID: "DeliverEventSourceMapping", Queue: "Queue", Function: "DeliverFunction", BatchSize: 1000,
+		BatchingWindow: time.Second, ReportBatchItemFailures: true, MaximumConcurrency: 10}
+	if got := tm.Mappings[0]; got != want {
+		t.Errorf("mapping %+v, want %+v", got, want)
+	}
+}
+
+// Each check must be able to fail: break a copy of the template or Makefile and expect the rule.
+func TestChecksCatchBrokenCopies(t *testing.T) {
+	t.Parallel()
+	template, makefile := readRepoFiles(t)
+	tests := []struct {
+		name     string
+		template func(string) string
+		makefile func(string) string
+		want     Rule
+	}{
+		{name: "build target missing", makefile: replace("build-RelayFunction:", "build-Relay:"), want: RuleBuildTarget},
+		{name: "unknown variable", template: replace("          LOG_LEVEL: !Ref LogLevel\n      Policies:\n        - Statement:\n            - Effect: Allow\n              Action: [dynamodb:GetItem",
+			"          LOG_LEVEL: !Ref LogLevel\n          QUEUE_ENDPOINT: x\n      Policies:\n        - Statement:\n            - Effect: Allow\n              Action: [dynamodb:GetItem"), want: RuleEnvKnown},
+		{name: "reserved variable", template: replace("          LOG_LEVEL: !Ref LogLevel\n", "          LOG_LEVEL: !Ref LogLevel\n          AWS_REGION: x\n"), want: RuleEnvKnown},
+		{name: "bad default", template: replace(`Default: "10s"`, `Default: "ten seconds"`), want: RuleEnvValid},
+		{name: "no batch item failures", template: replace("FunctionResponseTypes: [ReportBatchItemFailures]", "FunctionResponseTypes: []"), want: RuleBatchFailures},
+		{name: "short visibility", template: replace("VisibilityTimeout: 720", "VisibilityTimeout: 719"), want: RuleVisibility},
+		{name: "long deliver timeout", template: replace("Timeout: 120", "Timeout: 200"), want: RuleVisibility},
+		{name: "redrive at max attempts", template: replace("    Default: 20\n", "    Default: 10\n"), want: RuleRedrive},
+		{name: "no redrive", template: replace("      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt DeadLetterQueue.Arn\n        maxReceiveCount: !Ref MaxReceiveCount\n", ""), want: RuleRedrive},
+		{name: "wildcard action", template: replace("[sqs:SendMessage]", "[sqs:*]"), want: RuleActions},
+		{name: "managed policy", template: replace("      Policies:\n        - Statement:", "      Policies:\n        - AmazonSQSFullAccess\n        - Statement:"), want: RuleActions},
+		{name: "star action", template: replace("[dynamodb:GetItem, dynamodb:UpdateItem]", "'*'"), want: RuleActions},
+		{name: "text logs", template: replace("LogFormat: JSON", "LogFormat: Text"), want: RuleJSONLogs},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tmpl, mk := template, makefile
+			if tt.template != nil {
+				tmpl = tt.template(tmpl)
+			}
+			if tt.makefile != nil {
+				mk = tt.makefile(mk)
+			}
+			if tmpl == template && mk == makefile {
+				t.Fatal("the edit changed nothing: the text it replaces is gone from the repository files")
+			}
+			tm, err := Parse([]byte(tmpl))
+			if err != nil {
+				t.Fatal(err)
+			}
+			problems := tm.Check(mk)
+			for _, p := range problems {
+				if p.Rule == tt.want {
+					return
+				}
+			}
+			t.Errorf("problems %v, want one for rule %s", problems, tt.want)
+		})
+	}
+}
+
+func replace(old, new string) func(string) string {
+	return func(s string) string { return strings.Replace(s, old, new, 1) }
+}
