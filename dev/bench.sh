@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: the delivery engine against wrk on the same loopback receiver (DESIGN §11).
-# For each scenario it alternates wrk and `pushfn bench deliver` RUNS times, prints every pair's
-# ratio and the median, and the peak RSS of the 10,000 x 1 KiB batch.
+# For each scenario it alternates wrk, `pushfn bench deliver` and the plain Go worker pool of
+# `pushfn bench pool` (the reference peer) RUNS times, prints every ratio to wrk and the medians,
+# and the peak RSS of the 10,000 x 1 KiB batch.
 # Environment: RUNS (3), WRK_SECONDS (5), N (10000), SIZE (1024), PORT (19300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +62,7 @@ scenario() { # name delay conc target
 	echo "== $name: receiver latency $delay, N=$N, ${SIZE}-byte bodies, $conc connections (target >= $target x wrk)"
 	start_receiver "$delay"
 	: >"$work/ratios"
+	: >"$work/pool_ratios"
 	for run in $(seq "$RUNS"); do
 		wrk_rate=$(wrk -t"$threads" -c"$conc" -d"${WRK_SECONDS}s" -s "$work/post.lua" "http://127.0.0.1:$PORT/" | awk '/^Requests\/sec/ {print $2}')
 		out=$("$work/pushfn" bench deliver --url "http://127.0.0.1:$PORT/" --n "$N" --size "$SIZE" --conc "$conc")
@@ -69,10 +71,16 @@ scenario() { # name delay conc target
 		rss=$(sed -n 's/.*maxrss_mib=\([0-9.]*\).*/\1/p' <<<"$out")
 		ratio=$(awk -v a="$rate" -v b="$wrk_rate" 'BEGIN {printf "%.2f", a / b}')
 		echo "$ratio" >>"$work/ratios"
-		echo "run $run: wrk msgs_per_s=$wrk_rate | $line | maxrss_mib=$rss | ratio=$ratio"
+		pool=$("$work/pushfn" bench pool --url "http://127.0.0.1:$PORT/" --n "$N" --size "$SIZE" --conc "$conc" | tail -n1)
+		pool_rate=$(sed -n 's/.*msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$pool")
+		pool_ratio=$(awk -v a="$pool_rate" -v b="$wrk_rate" 'BEGIN {printf "%.2f", a / b}')
+		echo "$pool_ratio" >>"$work/pool_ratios"
+		echo "run $run: wrk msgs_per_s=$wrk_rate"
+		echo "  $line maxrss_mib=$rss ratio=$ratio"
+		echo "  $pool ratio=$pool_ratio"
 	done
 	stop_receiver
-	echo "$name: median ratio $(median <"$work/ratios") (target >= $target)"
+	echo "$name: median ratio pushfn/wrk $(median <"$work/ratios") (target >= $target); plain Go pool/wrk $(median <"$work/pool_ratios")"
 }
 
 scenario "50 ms, concurrency 1000" 50ms 1000 0.9

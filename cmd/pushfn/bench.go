@@ -23,10 +23,14 @@ import (
 	"github.com/pushfn/pushfn/shared/store"
 )
 
-// benchCmd runs a benchmark: pushfn bench deliver --url URL --n N --size BYTES --conc C
+// benchCmd runs a benchmark: pushfn bench deliver --url URL --n N --size BYTES --conc C, or
+// the same with pool for the plain worker-pool reference.
 func benchCmd(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "pool" {
+		return benchPool(ctx, args[1:])
+	}
 	if len(args) == 0 || args[0] != "deliver" {
-		return errors.New("usage: pushfn bench deliver --url URL --n N --size BYTES --conc C")
+		return errors.New("usage: pushfn bench deliver|pool --url URL --n N --size BYTES --conc C")
 	}
 	fs := flag.NewFlagSet("bench deliver", flag.ContinueOnError)
 	target := fs.String("url", "http://127.0.0.1:9000/", "the receiver to push to")
@@ -36,6 +40,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	secret := fs.String("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "signing secret (empty: unsigned)")
 	logLevel := fs.String("log-level", "warn", "handler log level (logs go to stderr)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed window to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile to this file at the end")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -90,6 +95,16 @@ func benchCmd(ctx context.Context, args []string) error {
 	cpu := cpuTime() - cpu0
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("handle: %w", err)
