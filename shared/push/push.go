@@ -6,6 +6,8 @@ package push
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +83,8 @@ type Options struct {
 	Version string
 	// DialTimeout bounds connecting; 0 means 5 s. The request's context bounds the rest.
 	DialTimeout time.Duration
+	// RootCAs verify targets' certificates; nil means the system's roots.
+	RootCAs *x509.CertPool
 }
 
 // Client pushes messages. Build one per process and share it: it keeps connections alive across
@@ -121,6 +125,7 @@ func NewClient(o Options) *Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: 0,
 		DisableCompression:    true,
+		TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
 	}
 	return &Client{
 		http: &http.Client{

@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -134,6 +135,50 @@ func TestSendRequest(t *testing.T) {
 	if err := (Verifier{Keys: [][]byte{key}}).Verify(r.Header.Get(HeaderID), r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, now); err != nil {
 		t.Errorf("Verify of what was received: %v", err)
 	}
+}
+
+func TestSendUsesHTTP2WhereOffered(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		http2 bool
+		want  int
+	}{
+		{"offered", true, 2},
+		{"not offered", false, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			protos := make(chan int, 3)
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { protos <- r.ProtoMajor }))
+			srv.EnableHTTP2 = tt.http2
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			roots := x509.NewCertPool()
+			roots.AddCert(srv.Certificate())
+			c := NewClient(Options{AllowPrivate: true, RootCAs: roots})
+			t.Cleanup(c.CloseIdleConnections)
+			for range 3 {
+				if res := c.Send(context.Background(), Request{ID: "msg_x", URL: srv.URL, Body: []byte(`{}`), Now: time.Now()}); res.Outcome != Delivered {
+					t.Fatalf("Send = %+v", res)
+				}
+				if got := <-protos; got != tt.want {
+					t.Fatalf("request arrived over HTTP/%d, want HTTP/%d", got, tt.want)
+				}
+			}
+		})
+	}
+	t.Run("untrusted certificate", func(t *testing.T) {
+		t.Parallel()
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		t.Cleanup(srv.Close)
+		c := NewClient(Options{AllowPrivate: true})
+		t.Cleanup(c.CloseIdleConnections)
+		if res := c.Send(context.Background(), Request{ID: "msg_x", URL: srv.URL, Body: []byte(`{}`), Now: time.Now()}); res.Outcome == Delivered || res.Err == nil {
+			t.Fatalf("Send to an untrusted certificate = %+v", res)
+		}
+	})
 }
 
 func TestSendClassifies(t *testing.T) {
