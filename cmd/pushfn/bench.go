@@ -118,7 +118,10 @@ func benchCmd(ctx context.Context, args []string) error {
 	}
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	fmt.Printf("batch_item_failures=%d maxrss_mib=%.1f\n", len(resp.BatchItemFailures), float64(ru.Maxrss)/1024)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("batch_item_failures=%d maxrss_mib=%.1f heap_sys_mib=%.1f stack_sys_mib=%.1f gc_cycles=%d\n", len(resp.BatchItemFailures),
+		float64(ru.Maxrss)/1024, float64(ms.HeapSys)/(1<<20), float64(ms.StackSys)/(1<<20), ms.NumGC)
 	fmt.Printf("peer=pushfn n=%d conc=%d seconds=%.3f msgs_per_s=%.0f ok=%d failed=%d cpu_s=%.3f\n",
 		*n, *conc, elapsed.Seconds(), float64(*n)/elapsed.Seconds(), ok, *n-ok, cpu.Seconds())
 	return nil
