@@ -85,6 +85,9 @@ type Options struct {
 	DialTimeout time.Duration
 	// RootCAs verify targets' certificates; nil means the system's roots.
 	RootCAs *x509.CertPool
+	// Resolver looks target names up; nil means the system's. The address check applies to
+	// whatever it answers.
+	Resolver *net.Resolver
 }
 
 // Client pushes messages. Build one per process and share it: it keeps connections alive across
@@ -110,7 +113,7 @@ func NewClient(o Options) *Client {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 5 * time.Second
 	}
-	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Resolver: o.Resolver}
 	if !o.AllowPrivate {
 		dialer.Control = refuseBlocked
 	}

@@ -3,11 +3,13 @@ package push
 import (
 	"context"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -312,6 +314,94 @@ func TestSendRefusesBlockedAddresses(t *testing.T) {
 			t.Fatalf("Send with AllowPrivate = %+v", res)
 		}
 	})
+	t.Cleanup(func() {
+		if n := hits.Load(); n != 1 {
+			t.Errorf("target got %d requests, want only the allowed one", n)
+		}
+	})
+}
+
+// fakeDNS returns a resolver whose every A query answers ip, as a rebinding or hostile DNS
+// server would, and whose AAAA queries answer nothing.
+func fakeDNS(t *testing.T, ip netip.Addr) *net.Resolver {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, addr, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := buf[:n]
+			i := 12
+			for i < n && q[i] != 0 { // the question's name, label by label
+				i += int(q[i]) + 1
+			}
+			if i+5 > n {
+				continue
+			}
+			end := i + 5 // past the name's zero byte, type and class
+			resp := append([]byte(nil), q[:end]...)
+			resp[2], resp[3] = 0x81, 0x80                              // a response, recursion desired and available
+			binary.BigEndian.PutUint16(resp[4:], 1)                    // one question
+			binary.BigEndian.PutUint16(resp[6:], 0)                    // answers, set below
+			binary.BigEndian.PutUint32(resp[8:], 0)                    // no authority or additional records
+			if qtype := binary.BigEndian.Uint16(q[i+1:]); qtype == 1 { // A
+				binary.BigEndian.PutUint16(resp[6:], 1)
+				resp = append(resp, 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4) // the question's name, A, IN, TTL 60, 4 bytes
+				a := ip.As4()
+				resp = append(resp, a[:]...)
+			}
+			_, _ = pc.WriteTo(resp, addr)
+		}
+	}()
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	}}
+}
+
+func TestSendRefusesNamesResolvingToBlockedAddresses(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	tests := []struct {
+		name         string
+		ip           string
+		allowPrivate bool
+		blocked      bool
+	}{
+		{"metadata address", "169.254.169.254", false, true},
+		{"loopback", "127.0.0.1", false, true},
+		{"private", "10.1.2.3", false, true},
+		{"loopback allowed for local runs", "127.0.0.1", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := NewClient(Options{AllowPrivate: tt.allowPrivate, Resolver: fakeDNS(t, netip.MustParseAddr(tt.ip))})
+			t.Cleanup(c.CloseIdleConnections)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			res := c.Send(ctx, Request{ID: "msg_x", URL: "http://hooks.pushfn.test:" + port + "/", Body: []byte(`{}`), Now: time.Now()})
+			if got := errors.Is(res.Err, ErrBlocked); got != tt.blocked {
+				t.Fatalf("Send = %+v, blocked %v, want %v", res, got, tt.blocked)
+			}
+			if tt.blocked && res.Outcome != Permanent {
+				t.Fatalf("Send = %+v, want permanent", res)
+			}
+			if !tt.blocked && res.Outcome != Delivered {
+				t.Fatalf("Send = %+v, want delivered", res)
+			}
+		})
+	}
 	t.Cleanup(func() {
 		if n := hits.Load(); n != 1 {
 			t.Errorf("target got %d requests, want only the allowed one", n)
