@@ -89,6 +89,7 @@ type job struct {
 	msg     *events.SQSMessage
 	env     message.Envelope
 	host    string
+	url     *url.URL
 	bad     error // why the record is malformed
 	dup     bool  // an earlier record of the batch carries the same message
 	verdict verdict
@@ -195,6 +196,7 @@ func (h *Handler) parse(j *job) {
 	case len(j.env.Payload) == 0 || string(j.env.Payload) == "null":
 		j.bad = errors.New("no payload")
 	default:
+		j.url = u
 		j.host = strings.ToLower(u.Host)
 	}
 }
@@ -248,7 +250,7 @@ func (h *Handler) deliver(ctx context.Context, j *job, token string) {
 	}
 
 	sendCtx, cancel := runner.Bound(ctx, h.Config.RequestTimeout)
-	res := h.Sender.Send(sendCtx, push.Request{ID: id, URL: j.env.Target.URL, Headers: j.env.Target.Headers, Body: j.env.Payload, Now: now})
+	res := h.Sender.Send(sendCtx, push.Request{ID: id, URL: j.env.Target.URL, Parsed: j.url, Headers: j.env.Target.Headers, Body: j.env.Payload, Now: now})
 	cancel()
 
 	attempt := &message.Attempt{At: now, StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds()}

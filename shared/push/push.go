@@ -57,6 +57,7 @@ var ErrStatus = errors.New("target answered with an unsuccessful status")
 type Request struct {
 	ID      string            // the message id, sent as webhook-id
 	URL     string            // absolute http(s) URL
+	Parsed  *url.URL          // URL already parsed, if the caller has it; never modified
 	Headers map[string]string // the message's custom headers
 	Body    []byte            // the payload bytes, sent as they are
 	Now     time.Time         // the attempt's time, sent as webhook-timestamp
@@ -166,7 +167,10 @@ func (c *Client) Send(ctx context.Context, r Request) Result {
 }
 
 func (c *Client) send(ctx context.Context, r Request) Result {
-	u, err := url.Parse(r.URL)
+	u, err := r.Parsed, error(nil)
+	if u == nil {
+		u, err = url.Parse(r.URL)
+	}
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return Result{Outcome: Permanent, Err: fmt.Errorf("target url: not an absolute http(s) URL")}
 	}
