@@ -1,33 +1,39 @@
-// Command api is the HTTP API function (DESIGN §2): API Gateway HTTP API events in, JSON out.
+// Command api is the HTTP API function (DESIGN §2) behind API Gateway: wiring only.
 package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/pushfn/pushfn/shared/config"
+	"github.com/pushfn/pushfn/shared/httpapi"
+	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/queue"
+	"github.com/pushfn/pushfn/shared/store"
 )
 
 func main() {
-	level := new(slog.LevelVar)
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
-		log.Error("api: cannot start", "error", err.Error())
+		slog.Error("start", "error", err)
 		os.Exit(1)
 	}
-	level.Set(cfg.LogLevel)
-	if _, err := awsconfig.LoadDefaultConfig(context.Background()); err != nil {
-		log.Error("api: AWS configuration", "error", err.Error())
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	aws, err := awsconfig.LoadDefaultConfig(context.Background())
+	if err != nil {
+		logger.Error("load AWS configuration", "error", err)
 		os.Exit(1)
 	}
-	lambda.Start(func(ctx context.Context, _ events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		log.ErrorContext(ctx, "api function is not built yet")
-		return events.APIGatewayV2HTTPResponse{}, errors.New("api: not built yet")
-	})
+	records := store.NewDynamoDB(dynamodb.NewFromConfig(aws), cfg.TableName, cfg.RecordTTL)
+	enq := &ingest.Enqueuer{Store: records, Producer: queue.NewProducer(sqs.NewFromConfig(aws), cfg.QueueURL), Logger: logger}
+	rules := message.Rules{MaxPayloadBytes: cfg.MaxPayloadBytes, AllowHTTPTargets: cfg.AllowHTTPTargets, AllowPrivateTargets: cfg.AllowPrivateTargets}
+	h := &httpapi.Handler{Enqueuer: enq, Records: records, Rules: rules, Logger: logger}
+	lambda.Start(h.Handle)
 }

@@ -1,0 +1,383 @@
+// Package httpapi is pushfn's HTTP API (DESIGN §2) as an API Gateway HTTP API handler (payload
+// format 2.0): accept one message or a batch, and report a message's state.
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/store"
+)
+
+// Records reads message records; store.Store implements it.
+type Records interface {
+	Get(ctx context.Context, id string) (message.Record, error)
+}
+
+var _ Records = store.Store(nil)
+
+// Error codes of the routing and transport layer; the message-level codes are in ingest.
+const (
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeTooLarge         = "payload_too_large"
+	CodeUnsupportedType  = "unsupported_media_type"
+)
+
+// Paths of the routes.
+const (
+	PathMessages = "/v1/messages"
+	PathBatch    = "/v1/messages/batch"
+)
+
+// Handler serves the HTTP API. Its fields are set once and never changed; it is safe for
+// concurrent use.
+type Handler struct {
+	Enqueuer *ingest.Enqueuer
+	Records  Records
+	Rules    message.Rules
+	Logger   *slog.Logger     // nil means slog.Default()
+	Now      func() time.Time // nil means time.Now
+}
+
+// Handle answers one request. It never returns an error: API Gateway would turn one into a bare
+// 502, so every failure is an answer with the error envelope.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, _ error) {
+	method := req.RequestContext.HTTP.Method
+	path, prefix := routePath(req)
+	defer func() {
+		if v := recover(); v != nil {
+			h.logger().ErrorContext(ctx, "request panicked", "method", method, "path", path, "panic", v)
+			resp = reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil)
+		}
+		h.logger().InfoContext(ctx, "request", "method", method, "path", path, "status", resp.StatusCode)
+	}()
+
+	switch {
+	case path == PathMessages:
+		if method != http.MethodPost {
+			return methodNotAllowed(http.MethodPost), nil
+		}
+		return h.postOne(ctx, req, prefix), nil
+	case path == PathBatch:
+		if method != http.MethodPost {
+			return methodNotAllowed(http.MethodPost), nil
+		}
+		return h.postBatch(ctx, req), nil
+	}
+	if id, ok := strings.CutPrefix(path, PathMessages+"/"); ok && id != "" && !strings.Contains(id, "/") {
+		if method != http.MethodGet {
+			return methodNotAllowed(http.MethodGet), nil
+		}
+		return h.get(ctx, id), nil
+	}
+	return reply(http.StatusNotFound, errorBody(CodeNotFound, "no such route: "+method+" "+path), nil), nil
+}
+
+// routePath is the request path without the stage prefix a named stage adds, and that prefix.
+func routePath(req events.APIGatewayV2HTTPRequest) (path, prefix string) {
+	path = req.RawPath
+	if path == "" {
+		path = req.RequestContext.HTTP.Path
+	}
+	if st := req.RequestContext.Stage; st != "" && st != "$default" {
+		if rest, ok := strings.CutPrefix(path, "/"+st); ok && strings.HasPrefix(rest, "/") {
+			return rest, "/" + st
+		}
+	}
+	return path, ""
+}
+
+func (h *Handler) postOne(ctx context.Context, req events.APIGatewayV2HTTPRequest, prefix string) events.APIGatewayV2HTTPResponse {
+	body, failed := readBody(req, h.Rules.MaxBodyBytes())
+	if failed != nil {
+		return *failed
+	}
+	m, err := h.Rules.Parse(body, h.now())
+	var invalid *message.InvalidError
+	if err != nil && !errors.As(err, &invalid) {
+		return reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil)
+	}
+	if invalid == nil || !invalid.Malformed {
+		if p := headerKey(req, &m, invalid != nil); p != nil {
+			if invalid == nil {
+				invalid = &message.InvalidError{}
+			}
+			invalid.Problems = append(invalid.Problems, *p)
+		}
+	}
+	if invalid != nil {
+		return reply(http.StatusBadRequest, ingest.InvalidBody(invalid), nil)
+	}
+
+	r := h.Enqueuer.Enqueue(ctx, []message.Message{m})[0]
+	headers := map[string]string{}
+	if r.ID != "" {
+		headers["Location"] = prefix + PathMessages + "/" + r.ID
+	}
+	switch {
+	case r.Err == nil && r.Replayed:
+		headers["Idempotent-Replayed"] = "true"
+		return reply(http.StatusOK, accepted{ID: r.ID, Status: r.Status}, headers)
+	case r.Err == nil:
+		return reply(http.StatusAccepted, accepted{ID: r.ID, Status: r.Status}, headers)
+	}
+	e := ingest.ErrorOf(r.Err)
+	body2 := ingest.ErrorBody{Error: e}
+	switch e.Code {
+	case ingest.CodeKeyReused:
+		return reply(http.StatusUnprocessableEntity, body2, headers)
+	case ingest.CodeInProgress:
+		headers["Retry-After"] = strconv.Itoa(ingest.RetryAfterSeconds(r))
+		return reply(http.StatusConflict, body2, headers)
+	case ingest.CodeUnavailable:
+		delete(headers, "Location")
+		headers["Retry-After"] = strconv.Itoa(ingest.RetryAfterSeconds(r))
+		return reply(http.StatusServiceUnavailable, body2, headers)
+	}
+	return reply(http.StatusInternalServerError, body2, nil)
+}
+
+// accepted is the body of a single message's success.
+type accepted struct {
+	ID     string         `json:"id"`
+	Status message.Status `json:"status"`
+}
+
+// headerKey applies the Idempotency-Key header to m, or returns the problem with it. The header
+// may be a bare token or an RFC 8941 string ("..."), as the IETF draft writes it.
+func headerKey(req events.APIGatewayV2HTTPRequest, m *message.Message, bodyInvalid bool) *message.Problem {
+	key, ok := header(req, "Idempotency-Key")
+	if !ok {
+		return nil
+	}
+	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
+		key = key[1 : len(key)-1]
+	}
+	if reason := message.CheckIdempotencyKey(key); reason != "" {
+		return &message.Problem{Index: -1, Field: "Idempotency-Key", Reason: "header " + reason}
+	}
+	switch {
+	case m.IdempotencyKey == "" && !bodyInvalid:
+		m.IdempotencyKey = key
+	case m.IdempotencyKey != "" && m.IdempotencyKey != key:
+		return &message.Problem{Index: -1, Field: "idempotency_key", Reason: "differs from the Idempotency-Key header; give the key once, or the same in both"}
+	}
+	return nil
+}
+
+func (h *Handler) postBatch(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+	body, failed := readBody(req, message.MaxBatchBodyBytes)
+	if failed != nil {
+		return *failed
+	}
+	ms, err := h.Rules.ParseBatch(body, h.now())
+	var invalid *message.InvalidError
+	if errors.As(err, &invalid) {
+		return reply(http.StatusBadRequest, ingest.InvalidBody(invalid), nil)
+	} else if err != nil {
+		return reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil)
+	}
+
+	rs := h.Enqueuer.Enqueue(ctx, ms)
+	failedN, unavailable, internal, replayed := 0, 0, 0, 0
+	for _, r := range rs {
+		switch {
+		case errors.Is(r.Err, ingest.ErrUnavailable):
+			unavailable++
+			failedN++
+		case r.Err != nil:
+			if ingest.ErrorOf(r.Err).Code == ingest.CodeInternal {
+				internal++
+			}
+			failedN++
+		case r.Replayed:
+			replayed++
+		}
+	}
+	headers := map[string]string{}
+	if s := ingest.RetryAfterSeconds(rs...); s > 0 {
+		headers["Retry-After"] = strconv.Itoa(s)
+	}
+	switch {
+	case unavailable == len(rs):
+		return reply(http.StatusServiceUnavailable, ingest.ErrorBody{Error: ingest.ErrorOf(ingest.ErrUnavailable)}, headers)
+	case internal == len(rs):
+		return reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil)
+	case failedN > 0:
+		return reply(http.StatusMultiStatus, ingest.ItemsOf(rs), headers)
+	case replayed == len(rs):
+		headers["Idempotent-Replayed"] = "true"
+	}
+	return reply(http.StatusAccepted, ingest.ItemsOf(rs), headers)
+}
+
+// View is the body of GET /v1/messages/{id} (DESIGN §2).
+type View struct {
+	ID          string           `json:"id"`
+	Status      message.Status   `json:"status"`
+	Attempts    int              `json:"attempts"`
+	CreatedAt   time.Time        `json:"created_at"`
+	UpdatedAt   time.Time        `json:"updated_at"`
+	DeliveredAt *time.Time       `json:"delivered_at"`
+	ExpiresAt   *time.Time       `json:"expires_at,omitempty"`
+	TargetHost  string           `json:"target_host"`
+	LastAttempt *message.Attempt `json:"last_attempt"`
+}
+
+// ViewOf reports a record as GET shows it: times in UTC, absent times as null.
+func ViewOf(rec message.Record) View {
+	v := View{
+		ID:          rec.ID,
+		Status:      rec.Status,
+		Attempts:    rec.Attempts,
+		CreatedAt:   rec.CreatedAt.UTC(),
+		UpdatedAt:   rec.UpdatedAt.UTC(),
+		TargetHost:  rec.TargetHost,
+		LastAttempt: rec.LastAttempt,
+	}
+	if !rec.DeliveredAt.IsZero() {
+		t := rec.DeliveredAt.UTC()
+		v.DeliveredAt = &t
+	}
+	if rec.ExpiresAt != nil {
+		t := rec.ExpiresAt.UTC()
+		v.ExpiresAt = &t
+	}
+	if a := rec.LastAttempt; a != nil {
+		c := *a
+		c.At = c.At.UTC()
+		v.LastAttempt = &c
+	}
+	return v
+}
+
+func (h *Handler) get(ctx context.Context, id string) events.APIGatewayV2HTTPResponse {
+	notFound := reply(http.StatusNotFound, errorBody(CodeNotFound, "no message with this id"), nil)
+	if !message.ValidID(id) {
+		return notFound
+	}
+	rec, err := h.Records.Get(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return notFound
+	case err != nil:
+		h.logger().WarnContext(ctx, "read record", "message_id", id, "error", err)
+		return reply(http.StatusServiceUnavailable, ingest.ErrorBody{Error: ingest.Error{Code: ingest.CodeUnavailable, Message: "the message state could not be read; retry later"}}, map[string]string{"Retry-After": "2"})
+	}
+	return reply(http.StatusOK, ViewOf(rec), nil)
+}
+
+// readBody returns the request body, refusing a non-JSON Content-Type (415) and a body over limit
+// bytes (413) before decoding anything.
+func readBody(req events.APIGatewayV2HTTPRequest, limit int) ([]byte, *events.APIGatewayV2HTTPResponse) {
+	if msg := checkContentType(req); msg != "" {
+		r := reply(http.StatusUnsupportedMediaType, errorBody(CodeUnsupportedType, msg), nil)
+		return nil, &r
+	}
+	tooLarge := func() *events.APIGatewayV2HTTPResponse {
+		r := reply(http.StatusRequestEntityTooLarge, errorBody(CodeTooLarge, fmt.Sprintf("the body is larger than %d bytes", limit)), nil)
+		return &r
+	}
+	if !req.IsBase64Encoded {
+		if len(req.Body) > limit {
+			return nil, tooLarge()
+		}
+		return []byte(req.Body), nil
+	}
+	if base64.StdEncoding.DecodedLen(len(req.Body))-2 > limit {
+		return nil, tooLarge()
+	}
+	body, err := base64.StdEncoding.DecodeString(req.Body)
+	if err != nil {
+		r := reply(http.StatusBadRequest, errorBody(ingest.CodeInvalidJSON, "the body is marked base64 but does not decode"), nil)
+		return nil, &r
+	}
+	if len(body) > limit {
+		return nil, tooLarge()
+	}
+	return body, nil
+}
+
+// checkContentType returns why the request's Content-Type is refused, or "": it must be JSON
+// (application/json or a +json type), in UTF-8 if a charset is given, and not compressed.
+func checkContentType(req events.APIGatewayV2HTTPRequest) string {
+	const want = "send Content-Type: application/json"
+	ct, ok := header(req, "Content-Type")
+	if !ok {
+		return "no Content-Type; " + want
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return "the body must be JSON; " + want
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return "the body must be UTF-8; " + want
+	}
+	if ce, ok := header(req, "Content-Encoding"); ok && ce != "" && !strings.EqualFold(ce, "identity") {
+		return "compressed bodies are not accepted; send the JSON uncompressed"
+	}
+	return ""
+}
+
+// header returns a request header; API Gateway lowercases names, but tests and local runs may not.
+func header(req events.APIGatewayV2HTTPRequest, name string) (string, bool) {
+	if v, ok := req.Headers[strings.ToLower(name)]; ok {
+		return strings.TrimSpace(v), true
+	}
+	for k, v := range req.Headers {
+		if strings.EqualFold(k, name) {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
+}
+
+func methodNotAllowed(allow string) events.APIGatewayV2HTTPResponse {
+	return reply(http.StatusMethodNotAllowed, errorBody(CodeMethodNotAllowed, "use "+allow+" on this route"), map[string]string{"Allow": allow})
+}
+
+func errorBody(code, msg string) ingest.ErrorBody {
+	return ingest.ErrorBody{Error: ingest.Error{Code: code, Message: msg}}
+}
+
+// reply builds a JSON response.
+func reply(status int, body any, headers map[string]string) events.APIGatewayV2HTTPResponse {
+	b, err := json.Marshal(body)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal_error","message":"internal error"}}`)
+	}
+	h := map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"}
+	for k, v := range headers {
+		h[k] = v
+	}
+	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: h, Body: string(b)}
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
+}

@@ -1,0 +1,145 @@
+// Package ingesttest sets up the ingest path against the local emulators for integration tests
+// of the front doors: a fresh table and queue, an Enqueuer writing to them, and helpers that read
+// back what landed.
+package ingesttest
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/pushfn/pushfn/shared/awstest"
+	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/queue"
+	"github.com/pushfn/pushfn/shared/store"
+)
+
+// CountingSQS counts the SendMessageBatch requests made through it.
+type CountingSQS struct {
+	API   queue.API
+	calls atomic.Int64
+}
+
+var _ queue.API = (*CountingSQS)(nil)
+
+// SendMessageBatch counts the call and passes it on.
+func (c *CountingSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	c.calls.Add(1)
+	return c.API.SendMessageBatch(ctx, in, optFns...)
+}
+
+// Calls returns how many SendMessageBatch requests were made.
+func (c *CountingSQS) Calls() int { return int(c.calls.Load()) }
+
+// Stack is a table and a queue of their own on the emulators, and an Enqueuer over them.
+type Stack struct {
+	SQS      *sqs.Client
+	DynamoDB *dynamodb.Client
+	QueueURL string
+	Table    string
+	Store    *store.DynamoDB
+	Sends    *CountingSQS
+	Enqueuer *ingest.Enqueuer
+}
+
+// New creates the stack for t (skipped unless integration tests are on) and removes it when t
+// ends. now is the Enqueuer's clock (nil for time.Now).
+func New(t *testing.T, now func() time.Time) *Stack {
+	t.Helper()
+	ctx := context.Background()
+	s := &Stack{SQS: awstest.SQS(t), DynamoDB: awstest.DynamoDB(t), Table: awstest.Name(t)}
+	if err := store.CreateTable(ctx, s.DynamoDB, s.Table); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := s.DynamoDB.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(s.Table)}); err != nil {
+			t.Logf("delete table %s: %v", s.Table, err)
+		}
+	})
+	queueURL, dlqURL, err := queue.CreateQueues(ctx, s.SQS, awstest.Name(t), 5, 5*time.Minute)
+	if err != nil {
+		t.Fatalf("create queues: %v", err)
+	}
+	s.QueueURL = queueURL
+	t.Cleanup(func() {
+		for _, u := range []string{queueURL, dlqURL} {
+			if _, err := s.SQS.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)}); err != nil {
+				t.Logf("delete queue %s: %v", u, err)
+			}
+		}
+	})
+	s.Store = store.NewDynamoDB(s.DynamoDB, s.Table, time.Hour)
+	s.Sends = &CountingSQS{API: s.SQS}
+	s.Enqueuer = &ingest.Enqueuer{Store: s.Store, Producer: queue.NewProducer(s.Sends, queueURL), Now: now, Logger: slog.New(slog.DiscardHandler)}
+	return s
+}
+
+// Received is one message read back from the queue.
+type Received struct {
+	Envelope  message.Envelope
+	Body      string
+	MessageID string
+}
+
+// Drain receives every message now visible on the queue (each once: they stay invisible for the
+// queue's visibility timeout) and returns them. It stops after an empty long poll, or at 5,000.
+func (s *Stack) Drain(t *testing.T) []Received {
+	t.Helper()
+	var out []Received
+	for range 500 {
+		resp, err := s.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl:            aws.String(s.QueueURL),
+			MaxNumberOfMessages: 10,
+			WaitTimeSeconds:     1,
+		})
+		if err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		if len(resp.Messages) == 0 {
+			return out
+		}
+		for _, m := range resp.Messages {
+			r := Received{Body: aws.ToString(m.Body), MessageID: aws.ToString(m.MessageId)}
+			if err := json.Unmarshal([]byte(r.Body), &r.Envelope); err != nil {
+				t.Fatalf("queued body %q is not an envelope: %v", r.Body, err)
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Items returns how many records the table holds.
+func (s *Stack) Items(t *testing.T) int {
+	t.Helper()
+	out, err := s.DynamoDB.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(s.Table), Select: dbtypes.SelectCount, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatalf("scan %s: %v", s.Table, err)
+	}
+	if out.LastEvaluatedKey != nil {
+		t.Fatalf("scan %s: more than one page; count with pagination", s.Table)
+	}
+	return int(out.Count)
+}
+
+// Unique checks that no message id was queued twice, and returns the ids.
+func Unique(t *testing.T, rs []Received) map[string]Received {
+	t.Helper()
+	ids := make(map[string]Received, len(rs))
+	for _, r := range rs {
+		if _, dup := ids[r.Envelope.ID]; dup {
+			t.Fatalf("message %s queued twice", r.Envelope.ID)
+		}
+		ids[r.Envelope.ID] = r
+	}
+	return ids
+}

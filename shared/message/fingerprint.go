@@ -1,0 +1,56 @@
+package message
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/textproto"
+)
+
+// Fingerprint identifies what a message asks for, so that a replayed idempotency key can be
+// told apart from a reused one (DESIGN §2): the SHA-256, in hex, of canonical JSON over the
+// target URL, its headers (names canonicalized) and the payload (keys sorted, no insignificant
+// whitespace). Delay and expiry are not part of it.
+func Fingerprint(m Message) (string, error) {
+	payload, err := canonicalJSON(m.Payload)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint: %w", err)
+	}
+	headers := make(map[string]string, len(m.Target.Headers))
+	for k, v := range m.Target.Headers {
+		headers[textproto.CanonicalMIMEHeaderKey(k)] = v
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err = enc.Encode(struct {
+		URL     string            `json:"url"`
+		Headers map[string]string `json:"headers"`
+		Payload json.RawMessage   `json:"payload"`
+	}{m.Target.URL, headers, payload})
+	if err != nil {
+		return "", fmt.Errorf("fingerprint: %w", err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// canonicalJSON re-encodes raw with object keys sorted and no insignificant whitespace; numbers
+// keep their literal form.
+func canonicalJSON(raw []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
