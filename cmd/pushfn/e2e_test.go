@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -24,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pushfn/pushfn/shared/awstest"
+	"github.com/pushfn/pushfn/shared/receiver"
 )
 
 // The end-to-end tests run the real pushfn binary: `pushfn run` builds the real functions and
@@ -146,12 +145,11 @@ func processesUnder(dir string) []int {
 	return pids
 }
 
-// target is a push target for one test on loopback: it checks each push's Standard Webhooks
-// signature and counts the pushes per message id. (shared/receiver replaces it once merged.)
+// target is a push target for one test: a shared/receiver.Receiver on loopback, checking each
+// push's signature, with the pushes counted per message id.
 type target struct {
-	srv                           *httptest.Server
-	key                           []byte
-	status, failFirst, failStatus int
+	rc  *receiver.Receiver
+	srv *httptest.Server
 
 	mu       sync.Mutex
 	requests map[string]int // webhook-id → pushes received
@@ -161,30 +159,19 @@ type target struct {
 // newTarget starts a target answering status (the first failFirst pushes of each message with
 // failStatus).
 func newTarget(t *testing.T, key []byte, status, failFirst, failStatus int) *target {
-	tg := &target{key: key, status: status, failFirst: failFirst, failStatus: failStatus, requests: map[string]int{}}
-	tg.srv = httptest.NewServer(http.HandlerFunc(tg.serve))
+	tg := &target{requests: map[string]int{}}
+	tg.rc = &receiver.Receiver{Status: status, FailFirst: failFirst, FailStatus: failStatus, Keys: [][]byte{key}}
+	tg.rc.OnPush = func(p receiver.Push) {
+		tg.mu.Lock()
+		defer tg.mu.Unlock()
+		tg.requests[p.ID]++
+		if !p.SignatureOK {
+			tg.bad = append(tg.bad, fmt.Sprintf("%s: %v", p.ID, p.Err))
+		}
+	}
+	tg.srv = httptest.NewServer(tg.rc)
 	t.Cleanup(tg.srv.Close)
 	return tg
-}
-
-func (tg *target) serve(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	id, ts, sig := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp"), req.Header.Get("webhook-signature")
-	mac := hmac.New(sha256.New, tg.key)
-	mac.Write([]byte(id + "." + ts + "."))
-	mac.Write(body)
-	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	if !strings.Contains(" "+sig+" ", " "+want+" ") {
-		tg.bad = append(tg.bad, id+": bad signature")
-	}
-	tg.requests[id]++
-	if tg.requests[id] <= tg.failFirst {
-		w.WriteHeader(tg.failStatus)
-		return
-	}
-	w.WriteHeader(tg.status)
 }
 
 func (tg *target) url() string { return tg.srv.URL + "/push" }

@@ -29,6 +29,8 @@ var commands = []command{
 	{"invoke", "build a function and invoke it once with an event, as sam local invoke does", func(ctx context.Context, args []string) error {
 		return invokeCommand(ctx, args, os.Stdout, os.Stderr)
 	}},
+	{"receiver", "a loopback push receiver that prints, verifies and counts pushes", receiverCmd},
+	{"bench", "bench deliver: time the deliver handler on one synthetic batch (DESIGN §11)", benchCmd},
 }
 
 func main() {

@@ -7,27 +7,33 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/pushfn/pushfn/shared/config"
+	"github.com/pushfn/pushfn/shared/deliver"
+	"github.com/pushfn/pushfn/shared/push"
+	"github.com/pushfn/pushfn/shared/store"
 )
 
+var version = "dev" // set with -ldflags "-X main.version=..."
+
 func main() {
-	level := new(slog.LevelVar)
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg, err := config.Load(os.Getenv)
-	if err != nil {
-		log.Error("deliver: cannot start", "error", err.Error())
+	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
+	if err = errors.Join(err, awsErr); err != nil {
+		slog.Error("deliver: configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	level.Set(cfg.LogLevel)
-	if _, err := awsconfig.LoadDefaultConfig(context.Background()); err != nil {
-		log.Error("deliver: AWS configuration", "error", err.Error())
-		os.Exit(1)
+	h := &deliver.Handler{
+		Store:    store.NewDynamoDB(dynamodb.NewFromConfig(aws), cfg.TableName, cfg.RecordTTL),
+		Sender:   push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version}),
+		Queue:    sqs.NewFromConfig(aws),
+		QueueURL: cfg.QueueURL,
+		Config:   cfg,
+		Log:      slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})),
 	}
-	lambda.Start(func(ctx context.Context, _ events.SQSEvent) (events.SQSEventResponse, error) {
-		log.ErrorContext(ctx, "deliver function is not built yet")
-		return events.SQSEventResponse{}, errors.New("deliver: not built yet")
-	})
+	lambda.Start(h.Handle)
 }

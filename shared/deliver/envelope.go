@@ -1,0 +1,357 @@
+package deliver
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+	"unsafe"
+
+	"github.com/pushfn/pushfn/shared/message"
+)
+
+// errSlowPath sends an envelope the fast decoder does not handle to encoding/json.
+var errSlowPath = errors.New("envelope needs the general decoder")
+
+// decodeEnvelope reads a record body into an Envelope, as json.Unmarshal would. Envelopes as
+// pushfn writes them (known keys once each, no escapes in keys or strings) take a fast path that
+// scans the body once and copies nothing: the payload and the strings alias body, which is
+// immutable. Anything else goes through encoding/json.
+func decodeEnvelope(body string) (message.Envelope, error) {
+	env, err := fastEnvelope(body)
+	if err == nil {
+		return env, nil
+	}
+	env = message.Envelope{}
+	err = json.Unmarshal([]byte(body), &env)
+	return env, err
+}
+
+// fastEnvelope decodes the common form of an envelope or returns errSlowPath.
+func fastEnvelope(body string) (message.Envelope, error) {
+	var env message.Envelope
+	d := scanner{s: body}
+	var seenID, seenTarget, seenPayload, seenExpires bool
+	err := d.object(func(key string) error {
+		var err error
+		switch {
+		case key == "id" && !seenID:
+			seenID = true
+			env.ID, err = d.str()
+		case key == "target" && !seenTarget:
+			seenTarget = true
+			err = d.target(&env.Target)
+		case key == "payload" && !seenPayload:
+			seenPayload = true
+			d.ws()
+			start := d.i
+			if err = d.value(0); err == nil {
+				env.Payload = bytesOf(d.s[start:d.i])
+			}
+		case key == "expires_at" && !seenExpires:
+			seenExpires = true
+			if d.literal("null") {
+				return nil
+			}
+			var s string
+			if s, err = d.str(); err == nil {
+				var t time.Time
+				if t.UnmarshalJSON([]byte(`"`+s+`"`)) != nil {
+					return errSlowPath
+				}
+				env.ExpiresAt = &t
+			}
+		default:
+			return errSlowPath // unknown, repeated or differently cased key
+		}
+		return err
+	})
+	if err != nil {
+		return message.Envelope{}, errSlowPath
+	}
+	d.ws()
+	if d.i != len(d.s) {
+		return message.Envelope{}, errSlowPath
+	}
+	return env, nil
+}
+
+// bytesOf views s as bytes without copying; the bytes must never be written.
+func bytesOf(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// scanner reads JSON from s at i. It refuses (errSlowPath) anything it does not handle itself.
+type scanner struct {
+	s string
+	i int
+}
+
+func (d *scanner) ws() {
+	for d.i < len(d.s) {
+		switch d.s[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *scanner) peek() byte {
+	d.ws()
+	if d.i < len(d.s) {
+		return d.s[d.i]
+	}
+	return 0
+}
+
+func (d *scanner) literal(lit string) bool {
+	d.ws()
+	if len(d.s)-d.i >= len(lit) && d.s[d.i:d.i+len(lit)] == lit {
+		d.i += len(lit)
+		return true
+	}
+	return false
+}
+
+// str reads a string without escapes and returns its contents, aliasing s.
+func (d *scanner) str() (string, error) {
+	if d.peek() != '"' {
+		return "", errSlowPath
+	}
+	start := d.i + 1
+	for i := start; i < len(d.s); i++ {
+		c := d.s[i]
+		switch {
+		case c == '"':
+			d.i = i + 1
+			return d.s[start:i], nil
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return "", errSlowPath // escapes and non-ASCII (invalid UTF-8 is replaced) go the slow way
+		}
+	}
+	return "", errSlowPath
+}
+
+// object reads an object, calling field for each key with the scanner at its value.
+func (d *scanner) object(field func(key string) error) error {
+	if d.peek() != '{' {
+		return errSlowPath
+	}
+	d.i++
+	if d.peek() == '}' {
+		d.i++
+		return nil
+	}
+	for {
+		key, err := d.str()
+		if err != nil {
+			return err
+		}
+		if d.peek() != ':' {
+			return errSlowPath
+		}
+		d.i++
+		if err := field(key); err != nil {
+			return err
+		}
+		switch d.peek() {
+		case ',':
+			d.i++
+		case '}':
+			d.i++
+			return nil
+		default:
+			return errSlowPath
+		}
+	}
+}
+
+func (d *scanner) target(t *message.Target) error {
+	var seenURL, seenHeaders bool
+	return d.object(func(key string) error {
+		switch {
+		case key == "url" && !seenURL:
+			seenURL = true
+			var err error
+			t.URL, err = d.str()
+			return err
+		case key == "headers" && !seenHeaders:
+			seenHeaders = true
+			if d.literal("null") {
+				return nil
+			}
+			h := make(map[string]string)
+			err := d.object(func(name string) error {
+				if _, dup := h[name]; dup {
+					return errSlowPath
+				}
+				v, err := d.str()
+				h[name] = v
+				return err
+			})
+			t.Headers = h
+			return err
+		}
+		return errSlowPath
+	})
+}
+
+// maxDepth bounds nesting on the fast path; deeper payloads go to encoding/json.
+const maxDepth = 256
+
+// value skips one JSON value, checking its syntax as encoding/json does.
+func (d *scanner) value(depth int) error {
+	if depth > maxDepth {
+		return errSlowPath
+	}
+	switch d.peek() {
+	case '{':
+		d.i++
+		if d.peek() == '}' {
+			d.i++
+			return nil
+		}
+		for {
+			if err := d.skipString(); err != nil {
+				return err
+			}
+			if d.peek() != ':' {
+				return errSlowPath
+			}
+			d.i++
+			if err := d.value(depth + 1); err != nil {
+				return err
+			}
+			switch d.peek() {
+			case ',':
+				d.i++
+			case '}':
+				d.i++
+				return nil
+			default:
+				return errSlowPath
+			}
+		}
+	case '[':
+		d.i++
+		if d.peek() == ']' {
+			d.i++
+			return nil
+		}
+		for {
+			if err := d.value(depth + 1); err != nil {
+				return err
+			}
+			switch d.peek() {
+			case ',':
+				d.i++
+			case ']':
+				d.i++
+				return nil
+			default:
+				return errSlowPath
+			}
+		}
+	case '"':
+		return d.skipString()
+	case 't':
+		return d.need("true")
+	case 'f':
+		return d.need("false")
+	case 'n':
+		return d.need("null")
+	default:
+		return d.number()
+	}
+}
+
+func (d *scanner) need(lit string) error {
+	if d.literal(lit) {
+		return nil
+	}
+	return errSlowPath
+}
+
+// skipString skips a string, escapes included, refusing control characters and bad escapes.
+func (d *scanner) skipString() error {
+	if d.peek() != '"' {
+		return errSlowPath
+	}
+	for i := d.i + 1; i < len(d.s); i++ {
+		switch c := d.s[i]; {
+		case c == '"':
+			d.i = i + 1
+			return nil
+		case c < 0x20:
+			return errSlowPath
+		case c == '\\':
+			i++
+			if i >= len(d.s) {
+				return errSlowPath
+			}
+			switch d.s[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(d.s) {
+					return errSlowPath
+				}
+				for _, h := range []byte(d.s[i+1 : i+5]) {
+					if !isHex(h) {
+						return errSlowPath
+					}
+				}
+				i += 4
+			default:
+				return errSlowPath
+			}
+		}
+	}
+	return errSlowPath
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+// number skips -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (d *scanner) number() error {
+	s, i := d.s, d.i
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && '1' <= s[i] && s[i] <= '9':
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+	default:
+		return errSlowPath
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return errSlowPath
+		}
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return errSlowPath
+		}
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+	}
+	d.i = i
+	return nil
+}

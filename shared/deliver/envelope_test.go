@@ -1,0 +1,117 @@
+package deliver
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/pushfn/pushfn/shared/message"
+)
+
+var envelopeSeeds = []string{
+	`{"id":"msg_06h0t8b6c9jkc38g130fp6wssr","target":{"url":"https://example.com/push"},"payload":{"user_id":"1","message":"Hello"}}`,
+	`{"id":"msg_x","target":{"url":"https://e.com","headers":{"X-Tenant":"acme","A":""}},"payload":[1,-2.5e+3,true,false,null,"\u00e9\n"],"expires_at":"2026-12-01T00:00:00Z"}`,
+	` { "id" : "a" , "payload" : 0 , "expires_at" : null , "target" : { "headers" : null } } `,
+	`{"payload":{"a":{"b":[{}, [], ""]}},"id":"x"}`,
+	`{"ID":"case folded","payload":1}`,
+	`{"id":"dup","id":"twice","payload":1}`,
+	`{"id":"esc\"aped","payload":"x"}`,
+	`{"id":"x","payload":01}`,
+	`{"id":"x","payload":1.}`,
+	`{"id":"x","payload":"bad \x01 control"}`,
+	`{"id":"x","payload":{"a" 1}}`,
+	`{"id":"x","payload":[1,]}`,
+	`{"id":"x","payload":tru}`,
+	`{"id":"x","payload":1} trailing`,
+	`{"id":"x","expires_at":"yesterday","payload":1}`,
+	`{"id":"x","target":{"url":5},"payload":1}`,
+	`{"id":"x","target":{"headers":{"a":1}},"payload":1}`,
+	`{"id":"x","extra":[1,2],"payload":1}`,
+	`{"id":"héllo","payload":"\ud800"}`,
+	`[]`, ``, `{`, `null`,
+}
+
+func TestDecodeEnvelopeMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, s := range envelopeSeeds {
+		checkEnvelope(t, s)
+	}
+	deep := `{"id":"x","payload":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`
+	checkEnvelope(t, deep)
+}
+
+func TestDecodeEnvelopeFastPathCopiesNothing(t *testing.T) {
+	t.Parallel()
+	body := envelopeSeeds[0]
+	env, err := fastEnvelope(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(env.Payload) != `{"user_id":"1","message":"Hello"}` || env.ID != "msg_06h0t8b6c9jkc38g130fp6wssr" || env.Target.URL != "https://example.com/push" {
+		t.Fatalf("decoded %+v", env)
+	}
+	start := uintptr(unsafe.Pointer(unsafe.StringData(body)))
+	if p := uintptr(unsafe.Pointer(&env.Payload[0])); p < start || p >= start+uintptr(len(body)) {
+		t.Fatal("the payload was copied out of the body")
+	}
+}
+
+func FuzzDecodeEnvelope(f *testing.F) {
+	for _, s := range envelopeSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkEnvelope(t, s) })
+}
+
+// checkEnvelope asserts decodeEnvelope agrees with json.Unmarshal on s.
+func checkEnvelope(t *testing.T, s string) {
+	t.Helper()
+	var want message.Envelope
+	wantErr := json.Unmarshal([]byte(s), &want)
+	got, err := decodeEnvelope(s)
+	if (err == nil) != (wantErr == nil) {
+		t.Fatalf("%q: error %v, encoding/json %v", s, err, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	if !equalEnvelopes(got, want) {
+		t.Fatalf("%q: decoded %+v, encoding/json %+v", s, got, want)
+	}
+}
+
+func equalEnvelopes(a, b message.Envelope) bool {
+	if a.ID != b.ID || a.Target.URL != b.Target.URL || string(a.Payload) != string(b.Payload) || !reflect.DeepEqual(a.Target.Headers, b.Target.Headers) {
+		return false
+	}
+	if (a.ExpiresAt == nil) != (b.ExpiresAt == nil) {
+		return false
+	}
+	return a.ExpiresAt == nil || a.ExpiresAt.Equal(*b.ExpiresAt) && a.ExpiresAt.Location().String() == b.ExpiresAt.Location().String()
+}
+
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	body, _ := json.Marshal(message.Envelope{ID: message.NewID(time.Now()), Target: message.Target{URL: "https://hooks.example.com/push"},
+		Payload: json.RawMessage(`{"d":"` + strings.Repeat("x", 1016) + `"}`)})
+	s := string(body)
+	b.Run("fast", func(b *testing.B) {
+		b.SetBytes(int64(len(s)))
+		for b.Loop() {
+			if _, err := decodeEnvelope(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		b.SetBytes(int64(len(s)))
+		for b.Loop() {
+			var env message.Envelope
+			if err := json.Unmarshal([]byte(s), &env); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,141 @@
+package deliver
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/pushfn/pushfn/shared/awstest"
+	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/queue"
+	"github.com/pushfn/pushfn/shared/store"
+)
+
+// TestIntegrationEmulators runs the handler on records received from the SQS emulator, with its
+// records in DynamoDB Local: results land in the table, acknowledged records stay deleted by
+// nobody but the caller, and a retried record becomes visible again after its backoff.
+func TestIntegrationEmulators(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ddb, sq := awstest.DynamoDB(t), awstest.SQS(t)
+	table := awstest.Name(t)
+	t.Cleanup(func() {
+		_, _ = ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	})
+	if err := store.CreateTable(ctx, ddb, table); err != nil {
+		t.Fatal(err)
+	}
+	queueURL, dlqURL, err := queue.CreateQueues(ctx, sq, awstest.Name(t), 20, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, u := range []string{queueURL, dlqURL} {
+			_, _ = sq.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)})
+		}
+	})
+
+	b := newBundle(t, func(h *Handler) {
+		h.Config.RetryBaseDelay = time.Second
+		h.Queue, h.QueueURL = sq, queueURL
+	})
+	db := store.NewDynamoDB(ddb, table, time.Hour)
+	b.h.Store = db
+
+	ok := newTarget(t, 200, nil, 0)
+	busy := newTarget(t, 500, nil, 0)
+	gone := newTarget(t, 404, nil, 0)
+	limited := newTarget(t, 429, http.Header{"Retry-After": {"600"}}, 0)
+	targets := map[string]*target{}
+	send := func(tg *target) string {
+		id := message.NewID(time.Now())
+		if err := db.Create(ctx, message.Record{ID: id, CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(message.Envelope{ID: id, Target: message.Target{URL: tg.URL}, Payload: json.RawMessage(`{"n":1}`)})
+		if _, err := sq.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(string(body))}); err != nil {
+			t.Fatal(err)
+		}
+		targets[id] = tg
+		return id
+	}
+	okID, busyID, goneID, limitedID := send(ok), send(busy), send(gone), send(limited)
+	if _, err := sq.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String("not an envelope")}); err != nil {
+		t.Fatal(err)
+	}
+
+	ev := receive(t, sq, queueURL, 5, 10*time.Second)
+	resp, err := b.h.Handle(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]message.Status{okID: message.Delivered, busyID: message.Retrying, goneID: message.Failed, limitedID: message.Retrying}
+	for id, status := range want {
+		rec, err := db.Get(ctx, id)
+		if err != nil || rec.Status != status || rec.Attempts != 1 || rec.LastAttempt == nil {
+			t.Errorf("%s: %+v (%v), want %s after 1 attempt", id, rec, err, status)
+		}
+		if n := targets[id].count(id); n != 1 {
+			t.Errorf("%s: %d pushes, want 1", id, n)
+		}
+	}
+	var wantFailed []string
+	for _, m := range ev.Records {
+		if id := envelopeID(m.Body); id == busyID || id == limitedID {
+			wantFailed = append(wantFailed, m.MessageId)
+		}
+	}
+	slices.Sort(wantFailed)
+	if got := failures(resp); !slices.Equal(got, wantFailed) {
+		t.Fatalf("batch item failures %v, want %v", got, wantFailed)
+	}
+
+	// The same batch again, as SQS may deliver it: nothing final is pushed again.
+	if _, err := b.h.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if ok.count(okID) != 1 || gone.count(goneID) != 1 {
+		t.Errorf("final messages pushed again: %d, %d", ok.count(okID), gone.count(goneID))
+	}
+
+	// The 500's record comes back after its 1 s backoff; the 429's waits for its Retry-After.
+	back := receive(t, sq, queueURL, 1, 15*time.Second)
+	if id := envelopeID(back.Records[0].Body); id != busyID {
+		t.Fatalf("record %s came back, want %s", id, busyID)
+	}
+}
+
+func envelopeID(body string) string {
+	var env message.Envelope
+	_ = json.Unmarshal([]byte(body), &env)
+	return env.ID
+}
+
+// receive long-polls the queue until it has want records, as the event source mapping would
+// batch them.
+func receive(t *testing.T, sq *sqs.Client, url string, want int, within time.Duration) events.SQSEvent {
+	t.Helper()
+	var ev events.SQSEvent
+	deadline := time.Now().Add(within)
+	for len(ev.Records) < want && time.Now().Before(deadline) {
+		out, err := sq.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			ev.Records = append(ev.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body)})
+		}
+	}
+	if len(ev.Records) != want {
+		t.Fatalf("received %d records, want %d", len(ev.Records), want)
+	}
+	return ev
+}
