@@ -132,18 +132,18 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	polling, stopPolling := context.WithCancel(ctx)
 	defer stopPolling()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := m.Run(polling); err != nil {
-			log.Error("event source mapping stopped", "error", err)
-		}
-	})
+	mapped := make(chan error, 1)
+	go func() { mapped <- m.Run(polling) }()
 
 	banner(stdout, "http://"+ln.Addr().String(), stack, mapping, local)
+	var failure error
 	select {
 	case <-ctx.Done():
 	case err := <-served:
-		log.Error("API server stopped", "error", err)
+		failure = fmt.Errorf("the API server stopped: %w", err)
+	case err := <-mapped:
+		failure = fmt.Errorf("the event source mapping stopped: %w", err)
+		mapped <- nil
 	}
 	fmt.Fprintln(stderr, "pushfn run: stopping")
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -152,18 +152,13 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	stopPolling()
 	// Deliveries in flight may finish; past the grace period their processes are killed and
 	// SQS redelivers their records on the next run.
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
 	select {
-	case <-finished:
+	case <-mapped:
 	case <-time.After(10 * time.Second):
 		_ = deliver.Close()
-		<-finished
+		<-mapped
 	}
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return nil
-	}
-	return ctx.Err()
+	return failure
 }
 
 // buildAll builds the functions at once.
