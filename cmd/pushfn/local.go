@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -139,14 +138,7 @@ func reachable(endpoint string) bool {
 	return true
 }
 
-// usageError is a command line mistake: the command prints its usage.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
 // exitError ends the command with a status and no further message.
 type exitError int
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
-
-var errNoEmulators = errors.New("the emulators are not running")
