@@ -77,6 +77,9 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer backends.stop(stderr)
+	if len(backends.started) > 0 {
+		fmt.Fprintln(stderr, "The emulators were not running: started them for this invoke; they stop when it ends, with what it queued. Keep `make run` going in another terminal to keep the stack.")
+	}
 	stack, err := backends.create(ctx, *table, *queueName, mapping.Visibility, mapping.MaxReceives)
 	if err != nil {
 		return err
