@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,5 +88,45 @@ func TestAPIRoutes(t *testing.T) {
 		if !want[r.Key()] {
 			t.Errorf("unexpected route %s", r.Key())
 		}
+	}
+}
+
+func TestParseRunFlags(t *testing.T) {
+	t.Parallel()
+	envFile := filepath.Join(t.TempDir(), "env.json")
+	if err := os.WriteFile(envFile, []byte(`{"Parameters": {"LOG_LEVEL": "debug"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		check   func(t *testing.T, o runOptions)
+	}{
+		{name: "defaults", check: func(t *testing.T, o runOptions) {
+			if o.addr != "127.0.0.1:3000" || o.table != defaultTable || o.queue != defaultQueue || o.apiProcesses != 4 || len(o.overrides) != 0 {
+				t.Errorf("%+v", o)
+			}
+		}},
+		{name: "port and retry delays", args: []string{"--port", "0", "--retry-base-delay", "1s", "--retry-max-delay", "2s", "--env-vars", envFile}, check: func(t *testing.T, o runOptions) {
+			if o.addr != "127.0.0.1:0" || o.overrides["RETRY_BASE_DELAY"] != "1s" || o.overrides["RETRY_MAX_DELAY"] != "2s" || o.envFile["Parameters"]["LOG_LEVEL"] != "debug" {
+				t.Errorf("%+v", o)
+			}
+		}},
+		{name: "unknown flag", args: []string{"--nope"}, wantErr: true},
+		{name: "argument", args: []string{"extra"}, wantErr: true},
+		{name: "missing env file", args: []string{"--env-vars", filepath.Join(t.TempDir(), "none.json")}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o, err := parseRunFlags(tt.args, io.Discard)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseRunFlags(%q): %v, want error %v", tt.args, err, tt.wantErr)
+			}
+			if tt.check != nil {
+				tt.check(t, o)
+			}
+		})
 	}
 }

@@ -31,8 +31,17 @@ Runs pushfn on this machine: the emulators (started when not already running), t
 queues, the api function served as API Gateway would at http://127.0.0.1:<port>, and the
 deliver function fed from the queue as the SQS event source mapping would. Ctrl-C stops it all.`
 
-// runCommand implements `pushfn run`.
-func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// runOptions are the flags of `pushfn run`.
+type runOptions struct {
+	addr         string
+	table, queue string
+	envFile      lambdarun.EnvFile
+	apiProcesses int
+	buildDir     string
+	overrides    map[string]string // variables the flags set for every function
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, runUsage); fs.PrintDefaults() }
@@ -46,18 +55,36 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	retryBase := fs.String("retry-base-delay", "", "RETRY_BASE_DELAY for the deliver function (the template's when empty)")
 	retryMax := fs.String("retry-max-delay", "", "RETRY_MAX_DELAY for the deliver function (the template's when empty)")
 	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+		return runOptions{}, exitError(2)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "pushfn run: unexpected %q\n", fs.Arg(0))
-		return exitError(2)
+		return runOptions{}, exitError(2)
 	}
-	var file lambdarun.EnvFile
+	o := runOptions{
+		addr: net.JoinHostPort(*host, strconv.Itoa(*port)), table: *table, queue: *queueName,
+		apiProcesses: *apiProcesses, buildDir: *builds, overrides: map[string]string{},
+	}
+	if *retryBase != "" {
+		o.overrides["RETRY_BASE_DELAY"] = *retryBase
+	}
+	if *retryMax != "" {
+		o.overrides["RETRY_MAX_DELAY"] = *retryMax
+	}
 	if *envVars != "" {
 		var err error
-		if file, err = lambdarun.ReadEnvFile(*envVars); err != nil {
-			return err
+		if o.envFile, err = lambdarun.ReadEnvFile(*envVars); err != nil {
+			return runOptions{}, err
 		}
+	}
+	return o, nil
+}
+
+// runCommand implements `pushfn run`.
+func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts, err := parseRunFlags(args, stderr)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -72,7 +99,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	ln, err := net.Listen("tcp", opts.addr)
 	if err != nil {
 		return fmt.Errorf("serve the API: %w (another pushfn run? choose another --port)", err)
 	}
@@ -83,34 +110,27 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer backends.stop(stderr)
-	stack, err := backends.create(ctx, *table, *queueName, mapping.Visibility, mapping.MaxReceives)
+	stack, err := backends.create(ctx, opts.table, opts.queue, mapping.Visibility, mapping.MaxReceives)
 	if err != nil {
 		return err
 	}
 
-	if *builds == "" {
-		*builds = filepath.Join(root, buildDir, "run")
+	if opts.buildDir == "" {
+		opts.buildDir = filepath.Join(root, buildDir, "run")
 	}
-	paths, err := buildAll(ctx, root, *builds, functions, []string{"ApiFunction", "DeliverFunction"})
+	paths, err := buildAll(ctx, root, opts.buildDir, functions, []string{"ApiFunction", "DeliverFunction"})
 	if err != nil {
 		return err
 	}
 	local := localDefaults()
-	overrides := map[string]string{}
-	if *retryBase != "" {
-		overrides["RETRY_BASE_DELAY"] = *retryBase
-	}
-	if *retryMax != "" {
-		overrides["RETRY_MAX_DELAY"] = *retryMax
-	}
 	pool := func(id string, size int) *lambdarun.Pool {
 		fn := functions[id]
 		return lambdarun.NewPool(lambdarun.Config{
 			Name: id, Path: paths[id], Timeout: fn.Timeout, MemoryMB: fn.MemoryMB, Region: stack.Region,
-			Env: environment(fn, stack, local, overrides, file, os.Environ()), Output: stderr,
+			Env: environment(fn, stack, local, opts.overrides, opts.envFile, os.Environ()), Output: stderr,
 		}, size)
 	}
-	api := pool("ApiFunction", *apiProcesses)
+	api := pool("ApiFunction", opts.apiProcesses)
 	defer api.Close()
 	deliver := pool("DeliverFunction", mapping.Concurrency)
 	defer deliver.Close()
