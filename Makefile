@@ -16,7 +16,7 @@ define build_function
 	$(LAMBDA_BUILD) -o $(or $(ARTIFACTS_DIR),bin/$(2))/bootstrap $(1)
 endef
 
-.PHONY: help build build-ApiFunction build-DeliverFunction build-RelayFunction test lint emulators-up emulators-down clean
+.PHONY: help build build-ApiFunction build-DeliverFunction build-RelayFunction test lint bench emulators-up emulators-down clean
 
 help: ## list the targets
 	@grep -E '^[A-Za-z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{ printf "  %-22s %s\n", $$1, $$2 }'
@@ -42,6 +42,9 @@ lint: ## gofmt, go vet and staticcheck
 	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+bench: ## delivery engine vs wrk on a loopback receiver (DESIGN §11): prints ratios and peak RSS
+	@bash dev/bench.sh
 
 emulators-up: ## install if needed and start the local SQS and DynamoDB emulators (no-op when running)
 	@$(GO) run ./cmd/pushfn emulators up
