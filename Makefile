@@ -16,7 +16,7 @@ define build_function
 	$(LAMBDA_BUILD) -o $(or $(ARTIFACTS_DIR),bin/$(2))/bootstrap $(1)
 endef
 
-.PHONY: help build build-ApiFunction build-DeliverFunction build-RelayFunction test lint bench emulators-up emulators-down clean
+.PHONY: help build build-ApiFunction build-DeliverFunction build-RelayFunction test lint bench run invoke emulators-up emulators-down clean
 
 help: ## list the targets
 	@grep -E '^[A-Za-z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{ printf "  %-22s %s\n", $$1, $$2 }'
@@ -42,6 +42,12 @@ lint: ## gofmt, go vet and staticcheck
 	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+run: ## run pushfn locally: emulators, API on http://127.0.0.1:3000, delivery; Ctrl-C stops it all
+	@$(GO) run ./cmd/pushfn run $(ARGS)
+
+invoke: ## invoke a function once: make invoke FN=RelayFunction EVENT=events/eventbridge.json
+	@$(GO) run ./cmd/pushfn invoke $(FN) -e $(EVENT)
 
 bench: ## delivery engine vs wrk on a loopback receiver (DESIGN §11): prints ratios and peak RSS
 	@bash dev/bench.sh

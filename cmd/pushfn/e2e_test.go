@@ -287,7 +287,7 @@ func TestIntegrationE2E(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		recv := startReceiver(t, ctx, s)
-		post, get := quickstartCurls(t, filepath.Join(s.root, "docs", "quickstart.md"))
+		post, get := quickstartCurls(t, filepath.Join(s.root, "README.md"))
 		local := strings.NewReplacer("http://127.0.0.1:3000", s.api, "http://127.0.0.1:9000", recv.url)
 		start := time.Now()
 		out, err := exec.CommandContext(ctx, "sh", "-c", local.Replace(post)).Output()
@@ -453,17 +453,23 @@ func (rp *receiverProcess) await(ctx context.Context, want string) bool {
 	return true
 }
 
-// quickstartCurls returns the quick start's curl commands that post a message and get it.
+// quickstartCurls returns the curl commands of the README's quick start that post a message and
+// get it.
 func quickstartCurls(t *testing.T, path string) (post, get string) {
 	t.Helper()
 	doc, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, section, ok := strings.Cut(string(doc), "\n## Quick start\n")
+	if !ok {
+		t.Fatalf("%s: no \"## Quick start\" section", path)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
 	var cmds []string
 	inBlock := false
 	var cur strings.Builder
-	for _, line := range strings.Split(string(doc), "\n") {
+	for _, line := range strings.Split(section, "\n") {
 		switch {
 		case strings.HasPrefix(line, "```sh"):
 			inBlock = true

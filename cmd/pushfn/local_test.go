@@ -65,7 +65,7 @@ func TestFunctionDir(t *testing.T) {
 // The quick start keeps the two curl commands the end-to-end test runs.
 func TestQuickstartCurls(t *testing.T) {
 	t.Parallel()
-	post, get := quickstartCurls(t, filepath.Join("..", "..", "docs", "quickstart.md"))
+	post, get := quickstartCurls(t, filepath.Join("..", "..", "README.md"))
 	if !strings.Contains(post, "http://127.0.0.1:3000/v1/messages") || !strings.Contains(post, "http://127.0.0.1:9000/push") {
 		t.Errorf("post: %s", post)
 	}
