@@ -8,15 +8,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/httpapi"
 	"github.com/pushfn/pushfn/shared/ingest"
-	"github.com/pushfn/pushfn/shared/message"
-	"github.com/pushfn/pushfn/shared/queue"
-	"github.com/pushfn/pushfn/shared/store"
 )
 
 func main() {
@@ -31,9 +26,7 @@ func main() {
 		logger.Error("load AWS configuration", "error", err)
 		os.Exit(1)
 	}
-	records := store.NewDynamoDB(dynamodb.NewFromConfig(aws), cfg.TableName, cfg.RecordTTL)
-	enq := &ingest.Enqueuer{Store: records, Producer: queue.NewProducer(sqs.NewFromConfig(aws), cfg.QueueURL), Logger: logger}
-	rules := message.Rules{MaxPayloadBytes: cfg.MaxPayloadBytes, AllowHTTPTargets: cfg.AllowHTTPTargets, AllowPrivateTargets: cfg.AllowPrivateTargets}
-	h := &httpapi.Handler{Enqueuer: enq, Records: records, Rules: rules, Logger: logger}
+	w := ingest.FromConfig(cfg, aws, logger)
+	h := &httpapi.Handler{Enqueuer: w.Enqueuer, Records: w.Records, Rules: w.Rules, Logger: logger}
 	lambda.Start(h.Handle)
 }
