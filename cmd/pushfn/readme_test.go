@@ -245,8 +245,8 @@ var readmeRunners = []readmeRunner{
 	{prefix: "make emulators-down", by: "TestIntegrationReadmeEmulators", recipe: "$(GO) run ./cmd/pushfn emulators down"},
 	{prefix: "make build", by: "TestIntegrationMakeBuild"},
 	{prefix: "make help", by: "TestMakeHelp"},
-	{prefix: "make lint", by: "not run", why: "a developer's check before a commit: it fetches staticcheck through the Go module proxy " +
-		"(the network) and vets the whole module, too slow and not hermetic for a test; CI runs make test only"},
+	{prefix: "make lint", by: "not run", why: "a developer's check before a commit: on a fresh machine it fetches staticcheck " +
+		"through the Go module proxy, and tests reach no network; CI runs make test only"},
 	{prefix: "sam", by: "AWS", why: "needs SAM CLI, Docker or an AWS account"},
 	{prefix: "aws", by: "AWS", why: "needs a deployed stack and AWS credentials"},
 }
