@@ -216,7 +216,8 @@ func TestIntegrationReadmeEmulators(t *testing.T) {
 		t.Fatal("dev/node_modules is missing: make test installs the emulators there before the tests run")
 	}
 	dir := copyRepo(t, root)
-	sqsPort, ddbPort := freePort(t), freePort(t)
+	ports := freePorts(t, 2)
+	sqsPort, ddbPort := ports[0], ports[1]
 	var env []string
 	for _, kv := range hermeticEnv("PUSHFN_SQS_PORT="+strconv.Itoa(sqsPort), "PUSHFN_DYNAMODB_PORT="+strconv.Itoa(ddbPort)) {
 		if !strings.HasPrefix(kv, "AWS_ENDPOINT_URL_") {
@@ -283,13 +284,17 @@ func TestIntegrationReadmeEmulators(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback port nothing listens on.
-func freePort(t *testing.T) int {
+// freePorts returns n distinct loopback ports nothing listens on.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close() // held until all are chosen, so they differ
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
