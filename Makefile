@@ -46,8 +46,8 @@ lint: ## gofmt, go vet and staticcheck
 run: ## run pushfn locally: emulators, API on http://127.0.0.1:3000, delivery; Ctrl-C stops it all
 	@$(GO) run ./cmd/pushfn run $(ARGS)
 
-invoke: ## invoke a function once: make invoke FN=RelayFunction EVENT=events/eventbridge.json
-	@$(GO) run ./cmd/pushfn invoke $(FN) -e $(EVENT)
+invoke: ## invoke a function once: make invoke FN=RelayFunction EVENT=events/eventbridge.json [ARGS=...]
+	@$(GO) run ./cmd/pushfn invoke $(FN) -e $(EVENT) $(ARGS)
 
 bench: ## delivery engine vs wrk on a loopback receiver (DESIGN §11): prints ratios and peak RSS
 	@bash dev/bench.sh

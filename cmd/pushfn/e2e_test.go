@@ -312,6 +312,37 @@ func TestIntegrationE2E(t *testing.T) {
 		}
 	})
 
+	t.Run("README HTTP API: every command answers as documented", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		doc, err := os.ReadFile(filepath.Join(s.root, "README.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The examples' targets, hooks.example.com, become a loopback receiver answering 204 as
+		// the README's GET shows: the test pushes nowhere else.
+		r := newTarget(t, s.key, http.StatusNoContent, 0, 0)
+		ids := runHTTPAPIExamples(t, ctx, string(doc), s.api, r.srv.URL)
+		if len(ids) == 0 {
+			t.Fatal("no README command got a message accepted")
+		}
+		for _, id := range ids {
+			if st := s.awaitFinal(t, ctx, id); st.Status != "delivered" {
+				t.Errorf("message %s: %+v, want delivered", id, st)
+			}
+		}
+		counts, bad := r.counts()
+		for _, id := range ids {
+			if counts[id] != 1 {
+				t.Errorf("message %s arrived %d times, want once", id, counts[id])
+			}
+		}
+		if len(counts) != len(ids) || len(bad) > 0 {
+			t.Errorf("the receiver got %v (bad: %v), want exactly the accepted messages %v", counts, bad, ids)
+		}
+	})
+
 	tests := []struct {
 		name         string
 		status       int
