@@ -80,7 +80,7 @@ func TestAPIRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"POST /v1/messages": true, "POST /v1/messages/batch": true, "GET /v1/messages/{id}": true}
+	want := map[string]bool{"POST /v1/messages": true, "POST /v1/messages/batch": true, "GET /v1/messages/{id}": true, "$default": true}
 	if len(routes) != len(want) {
 		t.Errorf("routes %v, want %v", routes, want)
 	}

@@ -37,14 +37,21 @@ type Invoker interface {
 var _ Invoker = (*lambdarun.Pool)(nil)
 
 // Route is one route of the API, as a template's HttpApi event declares it: a method (or ANY)
-// and a path whose segments may be {name} parameters or a final {name+} greedy one.
+// and a path whose segments may be {name} parameters or a final {name+} greedy one; or the
+// catch-all route, Path "$default".
 type Route struct {
 	Method string
 	Path   string
 }
 
-// Key is the route key API Gateway puts in the event, such as "GET /v1/messages/{id}".
-func (r Route) Key() string { return strings.ToUpper(r.Method) + " " + r.Path }
+// Key is the route key API Gateway puts in the event, such as "GET /v1/messages/{id}" or
+// "$default".
+func (r Route) Key() string {
+	if r.Path == "$default" {
+		return r.Path
+	}
+	return strings.ToUpper(r.Method) + " " + r.Path
+}
 
 // Handler is an http.Handler that invokes a function for each request as API Gateway would.
 type Handler struct {
