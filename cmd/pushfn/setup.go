@@ -24,8 +24,8 @@ import (
 // template's queue settings. Safe to run again.
 func setup(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
-	table := fs.String("table", "pushfn", "name of the DynamoDB table")
-	queueName := fs.String("queue", "pushfn", "name of the SQS queue (its dead-letter queue gets the suffix "+queue.DLQSuffix+")")
+	table := fs.String("table", defaultTable, "name of the DynamoDB table (the one pushfn run uses)")
+	queueName := fs.String("queue", defaultQueue, "name of the SQS queue, the one pushfn run uses (its dead-letter queue gets the suffix "+queue.DLQSuffix+")")
 	templatePath := fs.String("template", "", "SAM template to read the queue settings from (default: template.yaml at the repository root)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: pushfn setup [flags]
