@@ -94,7 +94,9 @@ type Options struct {
 // Client pushes messages. Build one per process and share it: it keeps connections alive across
 // invocations. It is safe for concurrent use.
 type Client struct {
-	http      *http.Client
+	// transport is called directly, not through an http.Client: redirects are never followed,
+	// and the client's per-request header copier and cancellation timer would be pure overhead.
+	transport *http.Transport
 	signer    *signer
 	userAgent string
 }
@@ -132,17 +134,14 @@ func NewClient(o Options) *Client {
 		TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
 	}
 	return &Client{
-		http: &http.Client{
-			Transport:     transport,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		transport: transport,
 		signer:    newSigner(o.Keys),
 		userAgent: "pushfn/" + o.Version,
 	}
 }
 
 // CloseIdleConnections closes the connections kept alive for reuse.
-func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 
 // refuseBlocked is the dialer's Control: it runs after DNS resolution for every address dialled,
 // so a name that resolves (or rebinds) to a blocked address is refused as an IP literal is.
@@ -204,12 +203,14 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	req = req.WithContext(ctx)
 
-	resp, err := c.http.Do(req)
+	resp, err := c.transport.RoundTrip(req)
 	if err != nil {
 		// The URL may carry a secret in its query: keep it out of the error, which is logged.
-		if ue, ok := err.(*url.Error); ok {
-			err = fmt.Errorf("post: %w", ue.Err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
 		}
+		err = fmt.Errorf("post: %w", err)
 		if errors.Is(err, ErrBlocked) {
 			return Result{Outcome: Permanent, Err: err}
 		}
