@@ -145,23 +145,54 @@ func (p *h1Pool) dialTLS(ctx context.Context, addr string, protos []string) (raw
 	return raw, tc, nil
 }
 
-// get returns a connection to u's host for one request, and the slot to give back with put.
-// It returns errHTTP2 when the host is a TLS target speaking HTTP/2.
-func (p *h1Pool) get(ctx context.Context, u *url.URL) (*h1Host, *h1Conn, error) {
+// get returns a connection to u's host for one request, within ctx and deadline (zero: none),
+// and the host to give it back to with put. It returns errHTTP2 when the host is a TLS target
+// speaking HTTP/2.
+func (p *h1Pool) get(ctx context.Context, deadline time.Time, u *url.URL) (*h1Host, *h1Conn, error) {
 	addr := hostAddr(u)
 	tlsTarget := u.Scheme == "https"
 	h := p.host(u.Scheme + "://" + addr)
 	select {
 	case h.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
+		// A free slot and an idle connection, the common case, need no timer.
+		if c := p.idleConn(h, tlsTarget); c != nil {
+			return h, c, nil
+		}
+	default:
+		ctx, cancel := bound(ctx, deadline)
+		defer cancel()
+		select {
+		case h.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
 	}
+	ctx, cancel := bound(ctx, deadline)
+	defer cancel()
 	c, err := p.conn(ctx, h, addr, tlsTarget)
 	if err != nil {
 		<-h.slots
 		return nil, nil, err
 	}
 	return h, c, nil
+}
+
+// idleConn returns an idle connection of h fit for another request, or nil.
+func (p *h1Pool) idleConn(h *h1Host, tlsTarget bool) *h1Conn {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(h.idle) > 0 && !(tlsTarget && h.learnt && h.h2) {
+		n := len(h.idle)
+		c := h.idle[n-1]
+		h.idle[n-1] = nil
+		h.idle = h.idle[:n-1]
+		if now.Sub(c.idleAt) < h1IdleTimeout && alive(c.raw) {
+			return c
+		}
+		_ = c.nc.Close()
+	}
+	return nil
 }
 
 func (p *h1Pool) conn(ctx context.Context, h *h1Host, addr string, tlsTarget bool) (*h1Conn, error) {
@@ -269,21 +300,25 @@ type h1Response struct {
 
 // roundTrip writes the request on c and reads the answer, within ctx. It reports whether c
 // can carry another request, and whether the request may have reached the target.
-// The request line and headers are in c.wbuf.
-func (c *h1Conn) roundTrip(ctx context.Context, body []byte) (resp h1Response, reusable, written bool, err error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.nc.SetDeadline(dl)
-	} else {
-		_ = c.nc.SetDeadline(time.Time{})
+// The request line and headers are in c.wbuf; the request ends at ctx's end or deadline (zero:
+// none), whichever comes first.
+func (c *h1Conn) roundTrip(ctx context.Context, deadline time.Time, body []byte) (resp h1Response, reusable, written bool, err error) {
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
 	}
+	_ = c.nc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
 	defer func() {
 		if !stop() {
 			// Cancelled: the deadline may be set at any moment from now on.
 			reusable = false
 		}
-		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			end := ctx.Err()
+			if end == nil {
+				end = context.DeadlineExceeded
+			}
+			err = fmt.Errorf("%w (%w)", end, err)
 		}
 	}()
 

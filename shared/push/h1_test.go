@@ -237,3 +237,37 @@ func TestSendRefusesInvalidHeaders(t *testing.T) {
 		t.Fatalf("%d connections made for invalid requests", got)
 	}
 }
+
+func TestSendTimeout(t *testing.T) {
+	t.Parallel()
+	stop := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-stop }))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(stop) }) // runs first: the handlers end, then the server closes
+	// A TCP listener that never answers a TLS handshake.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = silent.Close() })
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			go func() { <-stop; _ = c.Close() }()
+		}
+	}()
+	for _, u := range []string{hang.URL, "https://" + silent.Addr().String()} {
+		t.Run(u, func(t *testing.T) {
+			t.Parallel()
+			c := NewClient(Options{AllowPrivate: true})
+			t.Cleanup(c.CloseIdleConnections)
+			res := c.Send(context.Background(), Request{ID: "msg_x", URL: u, Body: []byte(`{}`), Now: time.Now(), Timeout: 100 * time.Millisecond})
+			if res.Outcome != Retryable || !errors.Is(res.Err, context.DeadlineExceeded) {
+				t.Fatalf("Send = %+v, want retryable past its deadline", res)
+			}
+		})
+	}
+}

@@ -63,6 +63,9 @@ type Request struct {
 	Headers map[string]string // the message's custom headers
 	Body    []byte            // the payload bytes, sent as they are
 	Now     time.Time         // the attempt's time, sent as webhook-timestamp
+	// Timeout bounds the attempt, within ctx; 0 means ctx alone. It is cheaper than a context
+	// with a deadline: a pooled connection needs no timer of its own.
+	Timeout time.Duration
 }
 
 // Result is the classified end of one attempt.
@@ -185,12 +188,16 @@ func refuseBlocked(network, address string, _ syscall.RawConn) error {
 // redirect.
 func (c *Client) Send(ctx context.Context, r Request) Result {
 	start := time.Now()
-	res := c.send(ctx, r)
+	var deadline time.Time
+	if r.Timeout > 0 {
+		deadline = start.Add(r.Timeout)
+	}
+	res := c.send(ctx, r, deadline)
 	res.Duration = time.Since(start)
 	return res
 }
 
-func (c *Client) send(ctx context.Context, r Request) Result {
+func (c *Client) send(ctx context.Context, r Request, deadline time.Time) Result {
 	u, err := r.Parsed, error(nil)
 	if u == nil {
 		u, err = url.Parse(r.URL)
@@ -205,18 +212,20 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 	}
 	ts := r.Now.Unix()
 	sig := c.signer.sign(r.ID, ts, r.Body)
-	if res, ok := c.sendH1(ctx, u, r, ts, sig); ok {
+	if res, ok := c.sendH1(ctx, deadline, u, r, ts, sig); ok {
 		return res
 	}
+	ctx, cancel := bound(ctx, deadline)
+	defer cancel()
 	return c.sendHTTP(ctx, u, r, ts, sig)
 }
 
 // sendH1 pushes r over HTTP/1.1; ok is false when the target speaks HTTP/2 instead.
-func (c *Client) sendH1(ctx context.Context, u *url.URL, r Request, ts int64, sig string) (res Result, ok bool) {
+func (c *Client) sendH1(ctx context.Context, deadline time.Time, u *url.URL, r Request, ts int64, sig string) (res Result, ok bool) {
 	// A second pass only follows a kept-alive connection that failed before anything of the
 	// request was written, so the target cannot have received it.
 	for range 2 {
-		h, conn, err := c.h1.get(ctx, u)
+		h, conn, err := c.h1.get(ctx, deadline, u)
 		if errors.Is(err, errHTTP2) {
 			return Result{}, false
 		}
@@ -225,7 +234,7 @@ func (c *Client) sendH1(ctx context.Context, u *url.URL, r Request, ts int64, si
 		}
 		reused := conn.reused
 		conn.wbuf = c.appendHead(conn.wbuf[:0], u, r, ts, sig)
-		resp, reusable, written, err := conn.roundTrip(ctx, r.Body)
+		resp, reusable, written, err := conn.roundTrip(ctx, deadline, r.Body)
 		c.h1.put(h, conn, err == nil && reusable)
 		if err != nil {
 			if reused && !written && ctx.Err() == nil {
@@ -338,6 +347,14 @@ func (c *Client) sendHTTP(ctx context.Context, u *url.URL, r Request, ts int64, 
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	_ = resp.Body.Close()
 	return classify(resp.StatusCode, resp.Header.Get("Retry-After"), r.Now)
+}
+
+// bound returns ctx ending at deadline too, unless deadline is zero or ctx ends first.
+func bound(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); deadline.IsZero() || (ok && !d.After(deadline)) {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, deadline)
 }
 
 // transportFailure classifies an attempt that got no answer.
