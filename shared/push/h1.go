@@ -43,15 +43,15 @@ type h1Pool struct {
 	tlsConfig  *tls.Config
 	maxPerHost int
 
-	mu    sync.Mutex
-	hosts map[string]*h1Host
+	hosts sync.Map // of *h1Host, by scheme://address
 }
 
 // h1Host is one scheme and address: its in-use slots, idle connections and, for TLS, whether
 // it speaks HTTP/2.
 type h1Host struct {
 	slots chan struct{} // one per connection in use: with the idle ones, at most maxPerHost
-	// Guarded by the pool's mu.
+
+	mu      sync.Mutex // guards the rest
 	idle    []*h1Conn
 	probing chan struct{} // closed when the first TLS connection has learnt the protocol
 	learnt  bool          // TLS only: the protocol is known
@@ -70,24 +70,20 @@ type h1Conn struct {
 }
 
 func (p *h1Pool) host(key string) *h1Host {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.hosts == nil {
-		p.hosts = make(map[string]*h1Host)
+	if h, ok := p.hosts.Load(key); ok {
+		return h.(*h1Host)
 	}
-	h := p.hosts[key]
-	if h == nil {
-		h = &h1Host{slots: make(chan struct{}, p.maxPerHost)}
-		p.hosts[key] = h
-	}
-	return h
+	h, _ := p.hosts.LoadOrStore(key, &h1Host{slots: make(chan struct{}, p.maxPerHost)})
+	return h.(*h1Host)
 }
 
 // closeIdle closes the idle connections and the spare HTTP/2 ones.
 func (p *h1Pool) closeIdle() {
-	p.mu.Lock()
 	var conns []net.Conn
-	for _, h := range p.hosts {
+	p.hosts.Range(func(_, v any) bool {
+		h := v.(*h1Host)
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		for _, c := range h.idle {
 			conns = append(conns, c.nc)
 		}
@@ -96,8 +92,8 @@ func (p *h1Pool) closeIdle() {
 			conns = append(conns, h.spare)
 			h.spare = nil
 		}
-	}
-	p.mu.Unlock()
+		return true
+	})
 	for _, c := range conns {
 		_ = c.Close()
 	}
@@ -105,12 +101,13 @@ func (p *h1Pool) closeIdle() {
 
 // takeSpare returns the HTTP/2 connection a probe made to addr, if it is still unused.
 func (p *h1Pool) takeSpare(addr string) net.Conn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	h := p.hosts["https://"+addr]
-	if h == nil || h.spare == nil {
+	v, ok := p.hosts.Load("https://" + addr)
+	if !ok {
 		return nil
 	}
+	h := v.(*h1Host)
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	c := h.spare
 	h.spare = nil
 	return c
@@ -180,13 +177,18 @@ func (p *h1Pool) get(ctx context.Context, deadline time.Time, u *url.URL) (*h1Ho
 // idleConn returns an idle connection of h fit for another request, or nil.
 func (p *h1Pool) idleConn(h *h1Host, tlsTarget bool) *h1Conn {
 	now := time.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for len(h.idle) > 0 && !(tlsTarget && h.learnt && h.h2) {
+	// Bounded: each pass takes a connection off the list, which holds at most maxPerHost.
+	for range p.maxPerHost + 1 {
+		h.mu.Lock()
 		n := len(h.idle)
+		if n == 0 || (tlsTarget && h.learnt && h.h2) {
+			h.mu.Unlock()
+			return nil
+		}
 		c := h.idle[n-1]
 		h.idle[n-1] = nil
 		h.idle = h.idle[:n-1]
+		h.mu.Unlock()
 		if now.Sub(c.idleAt) < h1IdleTimeout && alive(c.raw) {
 			return c
 		}
@@ -195,29 +197,22 @@ func (p *h1Pool) idleConn(h *h1Host, tlsTarget bool) *h1Conn {
 	return nil
 }
 
+// conn returns an idle connection of h or a new one, or errHTTP2 once h is known to speak
+// HTTP/2.
 func (p *h1Pool) conn(ctx context.Context, h *h1Host, addr string, tlsTarget bool) (*h1Conn, error) {
-	now := time.Now()
-	// Bounded: each pass but the last takes an idle connection off the list (there are at most
-	// maxPerHost) or waits for a probe to end.
+	// Bounded: a pass ends with a connection, an error, or a probe that ended; each failed
+	// probe is another task's, and there are at most maxPerHost of them.
 	for range p.maxPerHost + 16 {
-		p.mu.Lock()
+		if c := p.idleConn(h, tlsTarget); c != nil {
+			return c, nil
+		}
+		h.mu.Lock()
 		if tlsTarget && h.learnt && h.h2 {
-			p.mu.Unlock()
+			h.mu.Unlock()
 			return nil, errHTTP2
 		}
-		if n := len(h.idle); n > 0 {
-			c := h.idle[n-1]
-			h.idle[n-1] = nil
-			h.idle = h.idle[:n-1]
-			p.mu.Unlock()
-			if now.Sub(c.idleAt) < h1IdleTimeout && alive(c.raw) {
-				return c, nil
-			}
-			_ = c.nc.Close()
-			continue
-		}
 		if !tlsTarget {
-			p.mu.Unlock()
+			h.mu.Unlock()
 			raw, err := p.dialer.DialContext(ctx, "tcp", addr)
 			if err != nil {
 				return nil, err
@@ -225,7 +220,7 @@ func (p *h1Pool) conn(ctx context.Context, h *h1Host, addr string, tlsTarget boo
 			return newH1Conn(raw, raw), nil
 		}
 		if h.learnt {
-			p.mu.Unlock()
+			h.mu.Unlock()
 			raw, tc, err := p.dialTLS(ctx, addr, []string{"http/1.1"})
 			if err != nil {
 				return nil, err
@@ -233,7 +228,7 @@ func (p *h1Pool) conn(ctx context.Context, h *h1Host, addr string, tlsTarget boo
 			return newH1Conn(raw, tc), nil
 		}
 		if wait := h.probing; wait != nil {
-			p.mu.Unlock()
+			h.mu.Unlock()
 			select {
 			case <-wait:
 				continue
@@ -244,13 +239,13 @@ func (p *h1Pool) conn(ctx context.Context, h *h1Host, addr string, tlsTarget boo
 		// The first TLS connection to the host learns whether it speaks HTTP/2; the others wait.
 		done := make(chan struct{})
 		h.probing = done
-		p.mu.Unlock()
+		h.mu.Unlock()
 		raw, tc, err := p.dialTLS(ctx, addr, []string{"h2", "http/1.1"})
-		p.mu.Lock()
+		h.mu.Lock()
 		h.probing = nil
 		close(done)
 		if err != nil {
-			p.mu.Unlock()
+			h.mu.Unlock()
 			return nil, err
 		}
 		h.learnt = true
@@ -258,13 +253,13 @@ func (p *h1Pool) conn(ctx context.Context, h *h1Host, addr string, tlsTarget boo
 			h.h2 = true
 			old := h.spare
 			h.spare = tc
-			p.mu.Unlock()
+			h.mu.Unlock()
 			if old != nil {
 				_ = old.Close()
 			}
 			return nil, errHTTP2
 		}
-		p.mu.Unlock()
+		h.mu.Unlock()
 		return newH1Conn(raw, tc), nil
 	}
 	return nil, errors.New("no connection to the target")
@@ -279,12 +274,12 @@ func (p *h1Pool) put(h *h1Host, c *h1Conn, reusable bool) {
 	if reusable && c.nc.SetDeadline(time.Time{}) == nil {
 		c.reused = true
 		c.idleAt = time.Now()
-		p.mu.Lock()
+		h.mu.Lock()
 		if len(h.idle) < p.maxPerHost {
 			h.idle = append(h.idle, c)
 			c = nil
 		}
-		p.mu.Unlock()
+		h.mu.Unlock()
 	}
 	if c != nil {
 		_ = c.nc.Close()
