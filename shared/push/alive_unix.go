@@ -19,11 +19,11 @@ func alive(c net.Conn) bool {
 	if err != nil {
 		return false
 	}
+	// Control, not Read: the peek must not wait, nor heed the deadline of the last request.
 	var peekErr error
-	err = rc.Read(func(fd uintptr) bool {
+	err = rc.Control(func(fd uintptr) {
 		var b [1]byte
 		_, _, peekErr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true
 	})
 	return err == nil && (errors.Is(peekErr, syscall.EAGAIN) || errors.Is(peekErr, syscall.EWOULDBLOCK))
 }

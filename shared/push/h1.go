@@ -271,7 +271,7 @@ func newH1Conn(raw, nc net.Conn) *h1Conn {
 
 // put gives the slot back, and the connection too when it can carry another request.
 func (p *h1Pool) put(h *h1Host, c *h1Conn, reusable bool) {
-	if reusable && c.nc.SetDeadline(time.Time{}) == nil {
+	if reusable {
 		c.reused = true
 		c.idleAt = time.Now()
 		h.mu.Lock()
