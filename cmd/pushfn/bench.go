@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/store"
+	"github.com/pushfn/pushfn/shared/template"
 )
 
 // benchCmd runs a benchmark: pushfn bench deliver --url URL --n N --size BYTES --conc C, or
@@ -41,6 +43,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	logLevel := fs.String("log-level", "warn", "handler log level (logs go to stderr)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed window to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to this file at the end")
+	memoryMB := fs.Int("memory", 0, "the function's memory in MiB, for the GC settings the function makes (0: DeliverFunction's MemorySize in template.yaml, or 1024)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -51,6 +54,22 @@ func benchCmd(ctx context.Context, args []string) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
+
+	// The garbage collector as the deployed function sets it for its memory size.
+	if *memoryMB <= 0 {
+		*memoryMB = 1024
+		if t, err := template.Load("template.yaml"); err == nil {
+			if f, ok := t.Function("DeliverFunction"); ok {
+				*memoryMB = f.MemoryMB
+			}
+		}
+	}
+	gcPercent, memLimit := deliver.TuneGC(func(k string) string {
+		if k == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" {
+			return strconv.Itoa(*memoryMB)
+		}
+		return os.Getenv(k)
+	})
 
 	// Set up outside the timed window: the records, the SQS batch and the handler. The client is
 	// new, so its connections are opened inside the window, as in a cold function.
@@ -120,8 +139,8 @@ func benchCmd(ctx context.Context, args []string) error {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("batch_item_failures=%d maxrss_mib=%.1f heap_sys_mib=%.1f stack_sys_mib=%.1f gc_cycles=%d\n", len(resp.BatchItemFailures),
-		float64(ru.Maxrss)/1024, float64(ms.HeapSys)/(1<<20), float64(ms.StackSys)/(1<<20), ms.NumGC)
+	fmt.Printf("batch_item_failures=%d maxrss_mib=%.1f heap_sys_mib=%.1f stack_sys_mib=%.1f gc_cycles=%d gogc=%d memory_limit_mib=%d (function memory %d MiB)\n", len(resp.BatchItemFailures),
+		float64(ru.Maxrss)/1024, float64(ms.HeapSys)/(1<<20), float64(ms.StackSys)/(1<<20), ms.NumGC, gcPercent, memLimit>>20, *memoryMB)
 	fmt.Printf("peer=pushfn n=%d conc=%d seconds=%.3f msgs_per_s=%.0f ok=%d failed=%d cpu_s=%.3f\n",
 		*n, *conc, elapsed.Seconds(), float64(*n)/elapsed.Seconds(), ok, *n-ok, cpu.Seconds())
 	return nil

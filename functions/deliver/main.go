@@ -21,6 +21,7 @@ import (
 var version = "dev" // set with -ldflags "-X main.version=..."
 
 func main() {
+	deliver.TuneGC(os.Getenv)
 	cfg, err := config.Load(os.Getenv)
 	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
 	if err = errors.Join(err, awsErr); err != nil {

@@ -249,9 +249,8 @@ func (h *Handler) deliver(ctx context.Context, j *job, token string) {
 		return
 	}
 
-	sendCtx, cancel := runner.Bound(ctx, h.Config.RequestTimeout)
-	res := h.Sender.Send(sendCtx, push.Request{ID: id, URL: j.env.Target.URL, Parsed: j.url, Headers: j.env.Target.Headers, Body: j.env.Payload, Now: now})
-	cancel()
+	res := h.Sender.Send(ctx, push.Request{ID: id, URL: j.env.Target.URL, Parsed: j.url, Headers: j.env.Target.Headers, Body: j.env.Payload, Now: now,
+		Timeout: h.Config.RequestTimeout})
 
 	attempt := &message.Attempt{At: now, StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds()}
 	if res.Err != nil {

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pushfn/pushfn/shared/message"
@@ -17,29 +19,44 @@ type Memory struct {
 	// TTL is the record TTL; zero means DefaultTTL.
 	TTL time.Duration
 
+	// Records are spread over shards by id, each with its own lock, so thousands of concurrent
+	// deliveries do not queue on one mutex (seen in the deliver benchmark's profile).
+	shards        [memoryShards]memoryShard
+	writes, reads atomic.Int64
+}
+
+const memoryShards = 64
+
+type memoryShard struct {
 	mu      sync.Mutex
 	records map[string]message.Record
-	writes  int
-	reads   int
+	_       [48]byte // keeps neighbouring shards' locks off one cache line
+}
+
+var shardSeed = maphash.MakeSeed()
+
+// shard returns id's shard, locked.
+func (m *Memory) shard(id string) *memoryShard {
+	s := &m.shards[maphash.String(shardSeed, id)%memoryShards]
+	s.mu.Lock()
+	return s
 }
 
 // Counts returns how many writes and reads the store has served, for tests that count calls.
 func (m *Memory) Counts() (writes, reads int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.writes, m.reads
+	return int(m.writes.Load()), int(m.reads.Load())
 }
 
-func (m *Memory) put(rec message.Record) {
-	if m.records == nil {
-		m.records = make(map[string]message.Record)
+func (m *Memory) put(s *memoryShard, rec message.Record) {
+	if s.records == nil {
+		s.records = make(map[string]message.Record)
 	}
 	ttl := m.TTL
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
 	rec.TTL = ttlAt(createTime(rec), ttl)
-	m.records[rec.ID] = clone(rec)
+	s.records[rec.ID] = clone(rec)
 }
 
 // Create implements Store.
@@ -47,14 +64,14 @@ func (m *Memory) Create(ctx context.Context, rec message.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.writes++
-	if old, ok := m.records[rec.ID]; ok {
+	m.writes.Add(1)
+	s := m.shard(rec.ID)
+	defer s.mu.Unlock()
+	if old, ok := s.records[rec.ID]; ok {
 		return &ConflictError{Err: ErrExists, Record: clone(old)}
 	}
 	rec.Status = message.Accepted
-	m.put(rec)
+	m.put(s, rec)
 	return nil
 }
 
@@ -63,10 +80,10 @@ func (m *Memory) Get(ctx context.Context, id string) (message.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return message.Record{}, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.reads++
-	r, ok := m.records[id]
+	m.reads.Add(1)
+	s := m.shard(id)
+	defer s.mu.Unlock()
+	r, ok := s.records[id]
 	if !ok {
 		return message.Record{}, fmt.Errorf("get %s: %w", id, ErrNotFound)
 	}
@@ -78,10 +95,10 @@ func (m *Memory) Claim(ctx context.Context, id string, c Claim) (message.Record,
 	if err := ctx.Err(); err != nil {
 		return message.Record{}, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.writes++
-	r, ok := m.records[id]
+	m.writes.Add(1)
+	s := m.shard(id)
+	defer s.mu.Unlock()
+	r, ok := s.records[id]
 	if !ok {
 		return message.Record{}, fmt.Errorf("claim %s: %w", id, ErrNotFound)
 	}
@@ -97,8 +114,8 @@ func (m *Memory) Claim(ctx context.Context, id string, c Claim) (message.Record,
 	rec.LeaseToken = c.Token
 	rec.LeaseUntil = c.Now.Add(c.Lease)
 	rec.UpdatedAt = c.Now
-	m.put(rec)
-	return clone(m.records[id]), nil
+	m.put(s, rec)
+	return clone(s.records[id]), nil
 }
 
 // Finish implements Store.
@@ -106,10 +123,10 @@ func (m *Memory) Finish(ctx context.Context, id string, o Outcome) (message.Reco
 	if err := ctx.Err(); err != nil {
 		return message.Record{}, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.writes++
-	r, ok := m.records[id]
+	m.writes.Add(1)
+	s := m.shard(id)
+	defer s.mu.Unlock()
+	r, ok := s.records[id]
 	if !ok {
 		return message.Record{}, fmt.Errorf("finish %s: %w", id, ErrNotFound)
 	}
@@ -131,8 +148,8 @@ func (m *Memory) Finish(ctx context.Context, id string, o Outcome) (message.Reco
 	if o.Status == message.Delivered {
 		rec.DeliveredAt = o.Now
 	}
-	m.put(rec)
-	return clone(m.records[id]), nil
+	m.put(s, rec)
+	return clone(s.records[id]), nil
 }
 
 // Delete implements Store.
@@ -140,17 +157,17 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.writes++
-	r, ok := m.records[id]
+	m.writes.Add(1)
+	s := m.shard(id)
+	defer s.mu.Unlock()
+	r, ok := s.records[id]
 	if !ok {
 		return nil
 	}
 	if r.Status != message.Accepted {
 		return &ConflictError{Err: ErrNotAccepted, Record: clone(r)}
 	}
-	delete(m.records, id)
+	delete(s.records, id)
 	return nil
 }
 
