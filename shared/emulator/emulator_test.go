@@ -175,6 +175,12 @@ func TestIntegrationUpDown(t *testing.T) {
 			t.Errorf("%s PID file left after Down", name)
 		}
 	}
+	for _, port := range []int{o.SQSPort, o.DynamoDBPort} {
+		if conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second); err == nil {
+			conn.Close()
+			t.Errorf("port %d still answers after Down", port)
+		}
+	}
 	states, err := Status(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -205,6 +211,26 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // A PID file whose process is another program (the PID was reused) is stale: Down must not
 // signal that program, and Status drops the file.
+// TestRunning covers the zombie leader: Linux marks a multi-threaded process's leader a zombie
+// when its own thread ends, and the process runs (and holds its ports) until every thread ends.
+func TestRunning(t *testing.T) {
+	t.Parallel()
+	self := os.Getpid() // a Go test binary runs several threads
+	if !running(self, 'S') || !running(self, 'R') {
+		t.Error("a sleeping or running process does not count as running")
+	}
+	if !running(self, 'Z') {
+		t.Error("a zombie leader whose other threads live does not count as running")
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if running(gone.Process.Pid, 'Z') {
+		t.Error("a reaped process counts as running")
+	}
+}
+
 func TestPIDOfAnotherProgramIsLeftAlone(t *testing.T) {
 	t.Parallel()
 	other := exec.Command("sleep", "30")

@@ -344,13 +344,25 @@ func alive(pid int, marker string) bool {
 			return false // the PID was reused by another program
 		}
 		state, _, ok := procStat(pid)
-		return ok && state != 'Z' && state != 'X'
+		return ok && running(pid, state)
 	}
 	return syscall.Kill(pid, 0) == nil
 }
 
-// groupAlive reports whether any process of group pgid runs. Zombies do not count: when the
-// process that started an emulator has exited, reaping its children is up to init.
+// running reports whether a process in the given state still runs. A zombie whose other threads
+// are still exiting runs: Linux shows a multi-threaded process's leader as a zombie as soon as
+// its own thread ends, while the rest of the process (and the sockets it listens on) lives on.
+func running(pid int, state byte) bool {
+	if state != 'Z' && state != 'X' {
+		return true
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return err == nil && len(tasks) > 1
+}
+
+// groupAlive reports whether any process of group pgid runs. Zombies do not count once all
+// their threads are gone: when the process that started an emulator has exited, reaping its
+// children is up to init.
 func groupAlive(pgid int) bool {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -362,7 +374,7 @@ func groupAlive(pgid int) bool {
 			continue
 		}
 		state, pgrp, ok := procStat(pid)
-		if ok && pgrp == pgid && state != 'Z' && state != 'X' {
+		if ok && pgrp == pgid && running(pid, state) {
 			return true
 		}
 	}
