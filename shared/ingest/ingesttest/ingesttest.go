@@ -1,6 +1,6 @@
-// Package ingesttest sets up the ingest path against the local emulators for integration tests
-// of the front doors: a fresh table and queue, an Enqueuer writing to them, and helpers that read
-// back what landed.
+// Package ingesttest helps test the front doors over the ingest path: a settable clock and a fake
+// producer for unit tests, and for integration tests a fresh table and queue on the local
+// emulators, an Enqueuer writing to them, and helpers that read back what landed.
 package ingesttest
 
 import (
