@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"context"
@@ -10,41 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/ingest/ingesttest"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
 )
 
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-
-// fakeProducer records what it is asked to send; fail decides per entry whether to refuse it.
-type fakeProducer struct {
-	mu      sync.Mutex
-	calls   int
-	entries []queue.Entry
-	fail    func(e queue.Entry) bool
-}
-
-func (p *fakeProducer) Send(_ context.Context, entries []queue.Entry) []error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls++
-	errs := make([]error, len(entries))
-	for i, e := range entries {
-		if p.fail != nil && p.fail(e) {
-			errs[i] = errors.New("fake: send refused")
-			continue
-		}
-		p.entries = append(p.entries, e)
-	}
-	return errs
-}
-
-func (p *fakeProducer) sent() (calls int, entries []queue.Entry) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.calls, append([]queue.Entry(nil), p.entries...)
-}
 
 // failingStore fails every Create whose message has the key fail.
 type failingStore struct {
@@ -59,27 +32,17 @@ func (s failingStore) Create(ctx context.Context, rec message.Record) error {
 	return s.Memory.Create(ctx, rec)
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
-
 type bundle struct {
 	store *store.Memory
-	prod  *fakeProducer
-	clock *clock
-	enq   *Enqueuer
+	prod  *ingesttest.Producer
+	clock *ingesttest.Clock
+	enq   *ingest.Enqueuer
 }
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	b := &bundle{store: &store.Memory{}, prod: &fakeProducer{}, clock: &clock{now: t0}}
-	b.enq = &Enqueuer{Store: b.store, Producer: b.prod, Now: b.clock.Now, Logger: slog.New(slog.DiscardHandler)}
+	b := &bundle{store: &store.Memory{}, prod: &ingesttest.Producer{}, clock: ingesttest.NewClock(t0)}
+	b.enq = &ingest.Enqueuer{Store: b.store, Producer: b.prod, Now: b.clock.Now, Logger: slog.New(slog.DiscardHandler)}
 	return b
 }
 
@@ -110,7 +73,7 @@ func TestEnqueueRecordsThenQueuesOnce(t *testing.T) {
 	ms[7].DelaySeconds = 30
 	ms[7].IdempotencyKey = ""
 	rs := b.enq.Enqueue(t.Context(), ms)
-	calls, entries := b.prod.sent()
+	calls, entries := b.prod.Calls(), b.prod.Entries()
 	if calls != 1 || len(entries) != 500 {
 		t.Fatalf("Send called %d times with %d entries, want once with 500", calls, len(entries))
 	}
@@ -153,13 +116,13 @@ func TestEnqueueReplay(t *testing.T) {
 		wantSent   int // entries queued by the replay
 	}{
 		{name: "accepted, settled: queued again", advance: 2 * time.Minute, wantStatus: message.Accepted, wantSent: 1},
-		{name: "accepted, in flight", advance: time.Second, wantErr: ErrInProgress},
+		{name: "accepted, in flight", advance: time.Second, wantErr: ingest.ErrInProgress},
 		{name: "delivered", advance: time.Second, status: message.Delivered, wantStatus: message.Delivered},
 		{name: "retrying", advance: 2 * time.Minute, status: message.Retrying, wantStatus: message.Retrying},
 		{name: "different delay and expiry are a replay", advance: 2 * time.Minute, status: message.Failed, wantStatus: message.Failed,
 			change: func(m *message.Message) { m.DelaySeconds = 5; e := t0.Add(time.Hour); m.ExpiresAt = &e }},
-		{name: "different payload", advance: 2 * time.Minute, change: func(m *message.Message) { m.Payload = json.RawMessage(`{"n":2}`) }, wantErr: ErrKeyReused},
-		{name: "different header", advance: 2 * time.Minute, change: func(m *message.Message) { m.Target.Headers = nil }, wantErr: ErrKeyReused},
+		{name: "different payload", advance: 2 * time.Minute, change: func(m *message.Message) { m.Payload = json.RawMessage(`{"n":2}`) }, wantErr: ingest.ErrKeyReused},
+		{name: "different header", advance: 2 * time.Minute, change: func(m *message.Message) { m.Target.Headers = nil }, wantErr: ingest.ErrKeyReused},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,10 +153,10 @@ func TestEnqueueReplay(t *testing.T) {
 			if tt.wantErr == nil && (!r.Replayed || r.Status != tt.wantStatus) {
 				t.Fatalf("replay = %+v, want replayed with status %s", r, tt.wantStatus)
 			}
-			if errors.Is(tt.wantErr, ErrInProgress) && r.RetryAfter <= 0 {
+			if errors.Is(tt.wantErr, ingest.ErrInProgress) && r.RetryAfter <= 0 {
 				t.Fatalf("RetryAfter = %v", r.RetryAfter)
 			}
-			if _, entries := b.prod.sent(); len(entries) != 1+tt.wantSent {
+			if entries := b.prod.Entries(); len(entries) != 1+tt.wantSent {
 				t.Fatalf("%d entries queued in all, want %d", len(entries), 1+tt.wantSent)
 			}
 		})
@@ -204,16 +167,12 @@ func TestEnqueueSendFailureRemovesRecords(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	failID := message.IDForKey("k-1")
-	b.prod.fail = func(e queue.Entry) bool {
-		var env message.Envelope
-		_ = json.Unmarshal([]byte(e.Body), &env)
-		return env.ID == failID
-	}
+	b.prod.Fail = func(env message.Envelope) bool { return env.ID == failID }
 	rs := b.enq.Enqueue(t.Context(), messages(3, "k"))
 	if rs[0].Err != nil || rs[2].Err != nil {
 		t.Fatalf("results = %+v", rs)
 	}
-	if !errors.Is(rs[1].Err, ErrUnavailable) || rs[1].RetryAfter <= 0 {
+	if !errors.Is(rs[1].Err, ingest.ErrUnavailable) || rs[1].RetryAfter <= 0 {
 		t.Fatalf("result 1 = %+v, want ErrUnavailable with a retry delay", rs[1])
 	}
 	if _, err := b.store.Get(t.Context(), failID); !errors.Is(err, store.ErrNotFound) {
@@ -223,7 +182,7 @@ func TestEnqueueSendFailureRemovesRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The client retries the failed one with the same key: it is created and queued anew.
-	b.prod.fail = nil
+	b.prod.Fail = nil
 	r := b.enq.Enqueue(t.Context(), messages(3, "k")[1:2])[0]
 	if r.Err != nil || r.Replayed || r.ID != failID {
 		t.Fatalf("retry = %+v", r)
@@ -235,11 +194,11 @@ func TestEnqueuePermanentQueueRefusalIsNotRetryable(t *testing.T) {
 	b := setup(t)
 	b.enq.Producer = refusingProducer{}
 	r := b.enq.Enqueue(t.Context(), messages(1, "k"))[0]
-	if r.Err == nil || errors.Is(r.Err, ErrUnavailable) || !errors.Is(r.Err, queue.ErrPermanent) || r.RetryAfter != 0 {
+	if r.Err == nil || errors.Is(r.Err, ingest.ErrUnavailable) || !errors.Is(r.Err, queue.ErrPermanent) || r.RetryAfter != 0 {
 		t.Fatalf("result = %+v, want a permanent, non-retryable error", r)
 	}
-	if ErrorOf(r.Err).Code != CodeInternal {
-		t.Fatalf("code = %s", ErrorOf(r.Err).Code)
+	if ingest.ErrorOf(r.Err).Code != ingest.CodeInternal {
+		t.Fatalf("code = %s", ingest.ErrorOf(r.Err).Code)
 	}
 	if _, err := b.store.Get(t.Context(), r.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("record left behind: %v", err)
@@ -262,10 +221,10 @@ func TestEnqueueStoreFailure(t *testing.T) {
 	b := setup(t)
 	b.enq.Store = failingStore{Memory: b.store, fail: "k-0"}
 	rs := b.enq.Enqueue(t.Context(), messages(2, "k"))
-	if !errors.Is(rs[0].Err, ErrUnavailable) || rs[1].Err != nil {
+	if !errors.Is(rs[0].Err, ingest.ErrUnavailable) || rs[1].Err != nil {
 		t.Fatalf("results = %+v", rs)
 	}
-	if calls, entries := b.prod.sent(); calls != 1 || len(entries) != 1 {
+	if calls, entries := b.prod.Calls(), b.prod.Entries(); calls != 1 || len(entries) != 1 {
 		t.Fatalf("sent %d entries in %d calls, want 1 in 1", len(entries), calls)
 	}
 }
@@ -276,7 +235,7 @@ func TestEnqueueConcurrentSameKey(t *testing.T) {
 		b := setup(t)
 		m := newMessage("same", `{"n":1}`)
 		var wg sync.WaitGroup
-		rs := make([]Result, 2)
+		rs := make([]ingest.Result, 2)
 		for i := range rs {
 			wg.Go(func() { rs[i] = b.enq.Enqueue(t.Context(), []message.Message{m})[0] })
 		}
@@ -284,7 +243,7 @@ func TestEnqueueConcurrentSameKey(t *testing.T) {
 		if rs[0].ID != rs[1].ID {
 			t.Fatalf("ids %s and %s", rs[0].ID, rs[1].ID)
 		}
-		if _, entries := b.prod.sent(); len(entries) != 1 {
+		if entries := b.prod.Entries(); len(entries) != 1 {
 			t.Fatalf("%d messages queued, want 1", len(entries))
 		}
 		if writes, _ := b.store.Counts(); writes != 2 {
@@ -294,7 +253,7 @@ func TestEnqueueConcurrentSameKey(t *testing.T) {
 		for _, r := range rs {
 			if r.Err == nil {
 				ok++
-			} else if !errors.Is(r.Err, ErrInProgress) {
+			} else if !errors.Is(r.Err, ingest.ErrInProgress) {
 				t.Fatalf("unexpected error %v", r.Err)
 			}
 		}
@@ -306,13 +265,13 @@ func TestEnqueueConcurrentSameKey(t *testing.T) {
 
 func TestItemsOf(t *testing.T) {
 	t.Parallel()
-	rs := []Result{
+	rs := []ingest.Result{
 		{ID: "msg_a", Status: message.Accepted, IdempotencyKey: "a"},
 		{ID: "msg_b", Status: message.Delivered, Replayed: true},
-		{ID: "msg_c", Err: fmt.Errorf("x: %w", ErrKeyReused)},
-		{ID: "msg_d", Err: fmt.Errorf("queue msg_d at arn:aws:sqs:secret-queue: %w", ErrUnavailable), RetryAfter: 1500 * time.Millisecond},
+		{ID: "msg_c", Err: fmt.Errorf("x: %w", ingest.ErrKeyReused)},
+		{ID: "msg_d", Err: fmt.Errorf("queue msg_d at arn:aws:sqs:secret-queue: %w", ingest.ErrUnavailable), RetryAfter: 1500 * time.Millisecond},
 	}
-	body, err := json.Marshal(ItemsOf(rs))
+	body, err := json.Marshal(ingest.ItemsOf(rs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +282,7 @@ func TestItemsOf(t *testing.T) {
 	if string(body) != want {
 		t.Fatalf("items =\n%s\nwant\n%s", body, want)
 	}
-	if got := RetryAfterSeconds(rs...); got != 2 {
+	if got := ingest.RetryAfterSeconds(rs...); got != 2 {
 		t.Fatalf("RetryAfterSeconds = %d, want 2", got)
 	}
 }
