@@ -8,13 +8,14 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/ingest/ingesttest"
 	"github.com/pushfn/pushfn/shared/store"
 )
 
 // BenchmarkHandleBatch500 measures the api function's own work for a batch of 500 new messages
 // (parse, validate, fingerprint, record in memory, build the queue entries).
 func BenchmarkHandleBatch500(b *testing.B) {
-	prod := &fakeProducer{}
+	prod := &ingesttest.Producer{}
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
 		h := &Handler{Enqueuer: &ingest.Enqueuer{Store: &store.Memory{}, Producer: prod, Logger: quiet}, Logger: quiet}

@@ -29,59 +29,16 @@ var quiet = slog.New(slog.DiscardHandler)
 
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
-// fakeProducer counts Send calls and keeps what it queued; fail refuses chosen entries.
-type fakeProducer struct {
-	mu      sync.Mutex
-	calls   int
-	entries []queue.Entry
-	fail    func(env message.Envelope) bool
-}
-
-func (p *fakeProducer) Send(_ context.Context, entries []queue.Entry) []error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls++
-	errs := make([]error, len(entries))
-	for i, e := range entries {
-		var env message.Envelope
-		if err := json.Unmarshal([]byte(e.Body), &env); err != nil {
-			errs[i] = err
-			continue
-		}
-		if p.fail != nil && p.fail(env) {
-			errs[i] = errors.New("fake: queue unreachable")
-			continue
-		}
-		p.entries = append(p.entries, e)
-	}
-	return errs
-}
-
-func (p *fakeProducer) counts() (calls, entries int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.calls, len(p.entries)
-}
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
-
 type bundle struct {
 	store *store.Memory
-	prod  *fakeProducer
-	clock *clock
+	prod  *ingesttest.Producer
+	clock *ingesttest.Clock
 	h     *Handler
 }
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	b := &bundle{store: &store.Memory{}, prod: &fakeProducer{}, clock: &clock{now: t0}}
+	b := &bundle{store: &store.Memory{}, prod: &ingesttest.Producer{}, clock: ingesttest.NewClock(t0)}
 	b.h = &Handler{
 		Enqueuer: &ingest.Enqueuer{Store: b.store, Producer: b.prod, Now: b.clock.Now, Logger: quiet},
 		Records:  b.store,
@@ -285,7 +242,7 @@ func TestInvalidRequestsChangeNothing(t *testing.T) {
 			if writes, reads := b.store.Counts(); writes != 0 || reads != 0 {
 				t.Fatalf("store used: %d writes, %d reads", writes, reads)
 			}
-			if calls, _ := b.prod.counts(); calls != 0 {
+			if calls := b.prod.Calls(); calls != 0 {
 				t.Fatalf("producer called %d times", calls)
 			}
 		})
@@ -357,11 +314,11 @@ func TestPostOneThenGet(t *testing.T) {
 	if r.headers["Location"] != "/v1/messages/"+id || r.headers["Idempotent-Replayed"] != "" {
 		t.Fatalf("headers = %v", r.headers)
 	}
-	if calls, n := b.prod.counts(); calls != 1 || n != 1 {
+	if calls, n := b.prod.Calls(), len(b.prod.Entries()); calls != 1 || n != 1 {
 		t.Fatalf("producer: %d calls, %d entries", calls, n)
 	}
-	if b.prod.entries[0].DelaySeconds != 5 {
-		t.Fatalf("delay = %d", b.prod.entries[0].DelaySeconds)
+	if d := b.prod.Entries()[0].DelaySeconds; d != 5 {
+		t.Fatalf("delay = %d", d)
 	}
 
 	g := b.do(t, "GET", r.headers["Location"], "")
@@ -435,7 +392,7 @@ func TestIdempotency(t *testing.T) {
 	if a := decode[accepted](t, replay); a.ID != id || a.Status != message.Accepted {
 		t.Fatalf("replay body = %s", replay.body)
 	}
-	if _, n := b.prod.counts(); n != 2 {
+	if n := len(b.prod.Entries()); n != 2 {
 		t.Fatalf("%d queued, want 2 (a settled accepted item is queued again)", n)
 	}
 
@@ -443,7 +400,7 @@ func TestIdempotency(t *testing.T) {
 	if reuse.status != http.StatusUnprocessableEntity || decode[ingest.ErrorBody](t, reuse).Error.Code != ingest.CodeKeyReused {
 		t.Fatalf("reuse = %d %s", reuse.status, reuse.body)
 	}
-	if _, n := b.prod.counts(); n != 2 {
+	if n := len(b.prod.Entries()); n != 2 {
 		t.Fatalf("%d queued after reuse, want 2", n)
 	}
 }
@@ -458,7 +415,7 @@ func TestConcurrentSameKey(t *testing.T) {
 			wg.Go(func() { rs[i] = b.do(t, "POST", PathMessages, msg(``), "Idempotency-Key", "same") })
 		}
 		wg.Wait()
-		if _, n := b.prod.counts(); n != 1 {
+		if n := len(b.prod.Entries()); n != 1 {
 			t.Fatalf("%d queued, want 1", n)
 		}
 		if err := b.store.Delete(t.Context(), message.IDForKey("same")); err != nil { // the one item exists
@@ -474,7 +431,7 @@ func TestConcurrentSameKey(t *testing.T) {
 func TestDependencyFailures(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.prod.fail = func(message.Envelope) bool { return true }
+	b.prod.Fail = func(message.Envelope) bool { return true }
 	r := b.do(t, "POST", PathMessages, msg(``), "Idempotency-Key", "k")
 	if r.status != http.StatusServiceUnavailable || r.headers["Retry-After"] == "" || decode[ingest.ErrorBody](t, r).Error.Code != ingest.CodeUnavailable {
 		t.Fatalf("= %d %v %s", r.status, r.headers, r.body)
@@ -492,7 +449,7 @@ func TestDependencyFailures(t *testing.T) {
 
 	// Only message 1 fails: 207, and the retry of exactly that one succeeds.
 	failID := message.IDForKey("p-1")
-	b.prod.fail = func(env message.Envelope) bool { return env.ID == failID }
+	b.prod.Fail = func(env message.Envelope) bool { return env.ID == failID }
 	rp := b.do(t, "POST", PathBatch, keyed(3, "p"))
 	if rp.status != http.StatusMultiStatus || rp.headers["Retry-After"] == "" {
 		t.Fatalf("partial = %d %s", rp.status, rp.body)
@@ -501,7 +458,7 @@ func TestDependencyFailures(t *testing.T) {
 	if items[0].Error != nil || items[2].Error != nil || items[1].Error == nil || items[1].Error.Code != ingest.CodeUnavailable || items[1].Status != "" {
 		t.Fatalf("items = %s", rp.body)
 	}
-	b.prod.fail = nil
+	b.prod.Fail = nil
 	retry := b.do(t, "POST", PathBatch, batch(msg(`,"idempotency_key":"p-1"`)))
 	if retry.status != http.StatusAccepted {
 		t.Fatalf("retry = %d %s", retry.status, retry.body)
@@ -524,7 +481,7 @@ func TestBatch500(t *testing.T) {
 			t.Fatalf("item %d = %+v (out of order?)", i, it)
 		}
 	}
-	if calls, n := b.prod.counts(); calls > 50 || n != 500 {
+	if calls, n := b.prod.Calls(), len(b.prod.Entries()); calls > 50 || n != 500 {
 		t.Fatalf("%d send calls for %d messages", calls, n)
 	}
 	writes, _ := b.store.Counts()
@@ -541,7 +498,7 @@ func TestBatch500(t *testing.T) {
 		}
 	}
 	b.clock.Advance(2 * time.Minute)
-	_, before := b.prod.counts()
+	before := len(b.prod.Entries())
 	r2 := b.do(t, "POST", PathBatch, keyed(500, "k"))
 	if r2.status != http.StatusAccepted || r2.headers["Idempotent-Replayed"] != "true" {
 		t.Fatalf("replay = %d %v", r2.status, r2.headers)
@@ -555,7 +512,7 @@ func TestBatch500(t *testing.T) {
 			t.Fatalf("replayed item %d = %+v", i, it)
 		}
 	}
-	calls, after := b.prod.counts()
+	calls, after := b.prod.Calls(), len(b.prod.Entries())
 	if after-before != 100 || calls != 2 {
 		t.Fatalf("replay queued %d (want 100, the accepted ones) in %d calls in all", after-before, calls)
 	}
@@ -647,7 +604,7 @@ func TestPanicsBecome500s(t *testing.T) {
 			t.Fatalf("= %d %s", r.status, r.body)
 		}
 	}
-	if calls, _ := b.prod.counts(); calls != 0 {
+	if calls := b.prod.Calls(); calls != 0 {
 		t.Fatalf("producer called %d times", calls)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // emulators.
 func integration(t *testing.T) (*bundle, *ingesttest.Stack) {
 	t.Helper()
-	c := &clock{now: time.Now()}
+	c := ingesttest.NewClock(time.Now())
 	s := ingesttest.New(t, c.Now)
 	b := &bundle{clock: c, h: &Handler{Enqueuer: s.Enqueuer, Records: s.Store, Now: c.Now, Logger: quiet}}
 	return b, s
@@ -99,7 +99,7 @@ func TestIntegrationAPI(t *testing.T) {
 func TestIntegrationAPIQueueDown(t *testing.T) {
 	t.Parallel()
 	b, s := integration(t)
-	s.Enqueuer.Producer = &fakeProducer{fail: func(message.Envelope) bool { return true }}
+	s.Enqueuer.Producer = &ingesttest.Producer{Fail: func(message.Envelope) bool { return true }}
 	r := b.do(t, http.MethodPost, PathMessages, msg(``), "Idempotency-Key", "down")
 	if r.status != http.StatusServiceUnavailable || decode[ingest.ErrorBody](t, r).Error.Code != ingest.CodeUnavailable {
 		t.Fatalf("= %d %s", r.status, r.body)
