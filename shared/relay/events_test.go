@@ -36,8 +36,8 @@ func TestSampleEvents(t *testing.T) {
 					t.Fatalf("item %d = %+v, want key %s", i, it, k)
 				}
 			}
-			if len(b.prod.sent) != len(tt.keys) {
-				t.Fatalf("%d queued", len(b.prod.sent))
+			if n := len(b.prod.Envelopes()); n != len(tt.keys) {
+				t.Fatalf("%d queued", n)
 			}
 		})
 	}

@@ -33,8 +33,8 @@ func FuzzHandle(f *testing.F) {
 				queued++
 			}
 		}
-		if queued != len(b.prod.sent) {
-			t.Fatalf("%d items accepted, %d queued", queued, len(b.prod.sent))
+		if n := len(b.prod.Envelopes()); queued != n {
+			t.Fatalf("%d items accepted, %d queued", queued, n)
 		}
 	})
 }

@@ -12,7 +12,7 @@ import (
 
 func TestIntegrationRelay(t *testing.T) {
 	t.Parallel()
-	c := &clock{now: time.Now()}
+	c := ingesttest.NewClock(time.Now())
 	s := ingesttest.New(t, c.Now)
 	h := &Handler{Enqueuer: s.Enqueuer, Now: c.Now, Logger: s.Enqueuer.Logger}
 	batch := `{"messages":[` + okMessage + `,` + okMessage + `,` + okMessage + `]}`

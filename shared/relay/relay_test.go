@@ -4,67 +4,32 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/ingest/ingesttest"
 	"github.com/pushfn/pushfn/shared/message"
-	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
 )
 
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
-// fakeProducer keeps the envelopes it queued; failing refuses everything.
-type fakeProducer struct {
-	mu      sync.Mutex
-	calls   int
-	failing bool
-	sent    []message.Envelope
-}
-
-func (p *fakeProducer) Send(_ context.Context, entries []queue.Entry) []error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls++
-	errs := make([]error, len(entries))
-	for i, e := range entries {
-		var env message.Envelope
-		if err := json.Unmarshal([]byte(e.Body), &env); err != nil || p.failing {
-			errs[i] = fmt.Errorf("fake: refused (%v)", err)
-			continue
-		}
-		p.sent = append(p.sent, env)
-	}
-	return errs
-}
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
-
 type bundle struct {
 	store *store.Memory
-	prod  *fakeProducer
-	clock *clock
+	prod  *ingesttest.Producer
+	clock *ingesttest.Clock
 	h     *Handler
 }
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
-	b := &bundle{store: &store.Memory{}, prod: &fakeProducer{}, clock: &clock{now: t0}}
+	b := &bundle{store: &store.Memory{}, prod: &ingesttest.Producer{}, clock: ingesttest.NewClock(t0)}
 	b.h = &Handler{
 		Enqueuer: &ingest.Enqueuer{Store: b.store, Producer: b.prod, Now: b.clock.Now, Logger: quiet},
 		Now:      b.clock.Now,
@@ -123,8 +88,9 @@ func TestRelayAccepts(t *testing.T) {
 			if err != nil || resp.Error != nil {
 				t.Fatalf("Handle = %+v, %v", resp, err)
 			}
-			if len(resp.Messages) != len(tt.keys) || b.prod.calls != 1 || len(b.prod.sent) != len(tt.keys) {
-				t.Fatalf("%d items, %d sent in %d calls, want %d in 1", len(resp.Messages), len(b.prod.sent), b.prod.calls, len(tt.keys))
+			calls, sent := b.prod.Calls(), b.prod.Envelopes()
+			if len(resp.Messages) != len(tt.keys) || calls != 1 || len(sent) != len(tt.keys) {
+				t.Fatalf("%d items, %d sent in %d calls, want %d in 1", len(resp.Messages), len(sent), calls, len(tt.keys))
 			}
 			for i, key := range tt.keys {
 				it := resp.Messages[i]
@@ -134,8 +100,8 @@ func TestRelayAccepts(t *testing.T) {
 				if key != "" && it.ID != message.IDForKey(key) {
 					t.Fatalf("item %d id %s not derived from %q", i, it.ID, key)
 				}
-				if b.prod.sent[i].ID != it.ID {
-					t.Fatalf("queued %s, want %s", b.prod.sent[i].ID, it.ID)
+				if sent[i].ID != it.ID {
+					t.Fatalf("queued %s, want %s", sent[i].ID, it.ID)
 				}
 			}
 		})
@@ -163,8 +129,8 @@ func TestRelayRedeliveredEventIsNotPushedTwice(t *testing.T) {
 	if err != nil || len(resp.Messages) != 1 || resp.Messages[0].Replayed == nil || !*resp.Messages[0].Replayed {
 		t.Fatalf("redelivery = %+v, %v", resp, err)
 	}
-	if len(b.prod.sent) != 1 {
-		t.Fatalf("%d queued, want 1", len(b.prod.sent))
+	if n := len(b.prod.Envelopes()); n != 1 {
+		t.Fatalf("%d queued, want 1", n)
 	}
 }
 
@@ -195,8 +161,8 @@ func TestRelayRefusesInvalidInputWithoutRetry(t *testing.T) {
 			if tt.field != "" && (len(resp.Error.Details) == 0 || resp.Error.Details[0].Path != tt.field) {
 				t.Fatalf("details = %+v, want %s first", resp.Error.Details, tt.field)
 			}
-			if w, r := b.store.Counts(); w != 0 || r != 0 || b.prod.calls != 0 {
-				t.Fatalf("store %d/%d, producer %d calls", w, r, b.prod.calls)
+			if w, r := b.store.Counts(); w != 0 || r != 0 || b.prod.Calls() != 0 {
+				t.Fatalf("store %d/%d, producer %d calls", w, r, b.prod.Calls())
 			}
 		})
 	}
@@ -218,7 +184,7 @@ func TestRelayKeyReusedIsNotRetried(t *testing.T) {
 func TestRelayDependencyFailureIsRetried(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.prod.failing = true
+	b.prod.Fail = func(message.Envelope) bool { return true }
 	resp, err := b.h.Handle(t.Context(), json.RawMessage(eventBridge("e-1", okMessage)))
 	if !errors.Is(err, ErrRetry) {
 		t.Fatalf("err = %v, want ErrRetry", err)
@@ -230,11 +196,11 @@ func TestRelayDependencyFailureIsRetried(t *testing.T) {
 		t.Fatalf("record left: %v", err)
 	}
 	// The retry of the event succeeds once the queue is back.
-	b.prod.failing = false
+	b.prod.Fail = nil
 	if _, err := b.h.Handle(t.Context(), json.RawMessage(eventBridge("e-1", okMessage))); err != nil {
 		t.Fatal(err)
 	}
-	if len(b.prod.sent) != 1 {
-		t.Fatalf("%d queued", len(b.prod.sent))
+	if n := len(b.prod.Envelopes()); n != 1 {
+		t.Fatalf("%d queued", n)
 	}
 }
