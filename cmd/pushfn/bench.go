@@ -91,7 +91,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	}
 	h := &deliver.Handler{
 		Store:  mem,
-		Sender: push.NewClient(push.Options{MaxPerHost: *conc, AllowPrivate: true, Keys: keys, Version: "bench"}),
+		Sender: push.NewClient(push.Options{MaxPerHost: *conc, MaxConns: *conc, AllowPrivate: true, Keys: keys, Version: "bench"}),
 		Config: cfg,
 		Log:    slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}

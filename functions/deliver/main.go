@@ -30,7 +30,7 @@ func main() {
 	}
 	h := &deliver.Handler{
 		Store:    store.NewDynamoDB(dynamodb.NewFromConfig(aws), cfg.TableName, cfg.RecordTTL),
-		Sender:   push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version}),
+		Sender:   push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, MaxConns: cfg.MaxConcurrency, AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version}),
 		Queue:    sqs.NewFromConfig(aws),
 		QueueURL: cfg.QueueURL,
 		Config:   cfg,

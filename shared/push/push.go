@@ -81,6 +81,9 @@ type Result struct {
 type Options struct {
 	// MaxPerHost bounds the connections to one host (and the idle ones kept); 0 means 128.
 	MaxPerHost int
+	// MaxConns is how many connections the client may hold at once across hosts; 0 means
+	// MaxPerHost. NewClient makes room for that many descriptors in the process up front.
+	MaxConns int
 	// AllowPrivate lets pushes reach blocked addresses: local runs and tests only.
 	AllowPrivate bool
 	// Keys sign every request (webhook-signature); none means no signature header.
@@ -123,6 +126,10 @@ func NewClient(o Options) *Client {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 5 * time.Second
 	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = o.MaxPerHost
+	}
+	reserveFDs(o.MaxConns + 64) // and some for the rest of the process: logs, SDK clients
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Resolver: o.Resolver}
 	if !o.AllowPrivate {
 		dialer.Control = refuseBlocked

@@ -1,0 +1,34 @@
+package push
+
+import (
+	"os"
+	"syscall"
+)
+
+// reserveFDs grows the process's file descriptor table to hold n descriptors more than are open
+// now. Linux doubles the table when a new descriptor does not fit, and in a multi-threaded
+// process each growth waits for an RCU grace period (10 ms or more) inside the call that opened
+// the descriptor: a cold invocation opening hundreds of connections stalled on each doubling.
+// Grown once when the client is built, the table costs that wait at start instead. It is best
+// effort, capped by the descriptor limit.
+func reserveFDs(n int) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	base := int(f.Fd())
+	want := base + n
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && uint64(want) >= lim.Cur {
+		want = int(lim.Cur) - 1
+	}
+	if want <= base {
+		return
+	}
+	// F_DUPFD takes the lowest free descriptor at or above want, growing the table to hold it.
+	fd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(base), syscall.F_DUPFD_CLOEXEC, uintptr(want))
+	if errno == 0 {
+		_ = syscall.Close(int(fd))
+	}
+}
