@@ -247,6 +247,8 @@ var readmeRunners = []readmeRunner{
 	{prefix: "make help", by: "TestMakeHelp"},
 	{prefix: "make lint", by: "not run", why: "a developer's check before a commit: on a fresh machine it fetches staticcheck " +
 		"through the Go module proxy, and tests reach no network; CI runs make test only"},
+	{prefix: "make bench", by: "not run", why: "a measurement with no pass or fail: it installs wrk from Debian's packages " +
+		"and wants a quiet machine; TestBenchDeliver runs the command it measures"},
 	{prefix: "sam", by: "AWS", why: "needs SAM CLI, Docker or an AWS account"},
 	{prefix: "aws", by: "AWS", why: "needs a deployed stack and AWS credentials"},
 }
