@@ -209,8 +209,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// A PID file whose process is another program (the PID was reused) is stale: Down must not
-// signal that program, and Status drops the file.
 // TestRunning covers the zombie leader: Linux marks a multi-threaded process's leader a zombie
 // when its own thread ends, and the process runs (and holds its ports) until every thread ends.
 func TestRunning(t *testing.T) {
@@ -231,6 +229,8 @@ func TestRunning(t *testing.T) {
 	}
 }
 
+// A PID file whose process is another program (the PID was reused) is stale: Down must not
+// signal that program, and Status drops the file.
 func TestPIDOfAnotherProgramIsLeftAlone(t *testing.T) {
 	t.Parallel()
 	other := exec.Command("sleep", "30")
