@@ -1,5 +1,5 @@
 // Runs the fauxqs SQS emulator on 127.0.0.1 (its own CLI binds 0.0.0.0) on the port given by
-// PUSHFN_SQS_PORT (default 4566), with its request logger off. Started by shared/emulator.
+// PUSHFN_SQS_PORT (default 4566), with its request logger off. Started by shared/local/emulator.
 import { buildApp } from "fauxqs";
 
 const port = Number.parseInt(process.env.PUSHFN_SQS_PORT ?? "4566", 10);

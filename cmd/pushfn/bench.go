@@ -22,7 +22,7 @@ import (
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/store"
-	"github.com/pushfn/pushfn/shared/template"
+	"github.com/pushfn/pushfn/shared/local/template"
 )
 
 // benchCmd runs a benchmark: pushfn bench deliver --url URL --n N --size BYTES --conc C, or

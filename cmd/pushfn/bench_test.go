@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/pushfn/pushfn/shared/push"
-	"github.com/pushfn/pushfn/shared/receiver"
+	"github.com/pushfn/pushfn/shared/local/receiver"
 )
 
 func TestBenchDeliver(t *testing.T) {

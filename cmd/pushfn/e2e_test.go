@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushfn/pushfn/shared/awstest"
-	"github.com/pushfn/pushfn/shared/receiver"
+	"github.com/pushfn/pushfn/shared/local/awstest"
+	"github.com/pushfn/pushfn/shared/local/receiver"
 )
 
 // The end-to-end tests run the real pushfn binary: `pushfn run` builds the real functions and
@@ -145,7 +145,7 @@ func processesUnder(dir string) []int {
 	return pids
 }
 
-// target is a push target for one test: a shared/receiver.Receiver on loopback, checking each
+// target is a push target for one test: a shared/local/receiver.Receiver on loopback, checking each
 // push's signature, with the pushes counted per message id.
 type target struct {
 	rc  *receiver.Receiver

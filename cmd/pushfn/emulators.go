@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/pushfn/pushfn/shared/emulator"
+	"github.com/pushfn/pushfn/shared/local/emulator"
 )
 
 // emulators runs `pushfn emulators up|down|status|env`.

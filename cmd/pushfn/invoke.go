@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 const invokeUsage = `usage: pushfn invoke <LogicalId> [-e events/<file>.json] [--env-vars env.json]

@@ -15,7 +15,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 // localFunction is what a local run needs of one function of the template.

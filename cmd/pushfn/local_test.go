@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 func TestEnvironment(t *testing.T) {

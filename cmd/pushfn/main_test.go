@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/pushfn/pushfn/shared/awstest"
+	"github.com/pushfn/pushfn/shared/local/awstest"
 	"github.com/pushfn/pushfn/shared/queue"
 )
 

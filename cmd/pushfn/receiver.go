@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/pushfn/pushfn/shared/push"
-	"github.com/pushfn/pushfn/shared/receiver"
+	"github.com/pushfn/pushfn/shared/local/receiver"
 )
 
 // receiverCmd serves a loopback push receiver until ctx ends:

@@ -20,9 +20,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/pushfn/pushfn/shared/apigw"
-	"github.com/pushfn/pushfn/shared/esm"
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/apigw"
+	"github.com/pushfn/pushfn/shared/local/esm"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 const runUsage = `usage: pushfn run [--port 3000] [--env-vars env.json]

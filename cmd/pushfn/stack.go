@@ -14,10 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/pushfn/pushfn/shared/emulator"
+	"github.com/pushfn/pushfn/shared/local/emulator"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
-	"github.com/pushfn/pushfn/shared/template"
+	"github.com/pushfn/pushfn/shared/local/template"
 )
 
 // mappingSettings is the deliver function's SQS event source mapping and its queue.

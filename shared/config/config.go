@@ -1,5 +1,7 @@
 // Package config reads pushfn's settings (DESIGN §8) from the environment once, at start, into a
 // typed and validated Config; a bad value is an error naming the variable.
+//
+// Ships in all three functions.
 package config
 
 import (

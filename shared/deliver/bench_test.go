@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/pushfn/pushfn/shared/config"
+	"github.com/pushfn/pushfn/shared/local/receiver"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/push"
-	"github.com/pushfn/pushfn/shared/receiver"
 	"github.com/pushfn/pushfn/shared/store"
 )
 

@@ -1,6 +1,8 @@
 // Package deliver is the SQS-triggered delivery function's handler (DESIGN §4): it pushes every
 // record of a batch to its target concurrently, records each result and hands retries back to
 // SQS with a backoff.
+//
+// Ships in the deliver function.
 package deliver
 
 import (

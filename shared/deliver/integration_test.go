@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/pushfn/pushfn/shared/awstest"
+	"github.com/pushfn/pushfn/shared/local/awstest"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"

@@ -1,5 +1,7 @@
 // Package httpapi is pushfn's HTTP API (DESIGN §2) as an API Gateway HTTP API handler (payload
 // format 2.0): accept one message or a batch, and report a message's state.
+//
+// Ships in the api function.
 package httpapi
 
 import (

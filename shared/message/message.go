@@ -1,6 +1,8 @@
 // Package message is pushfn's domain model: the message a caller submits, the record kept for
 // it, its states and its identity. It imports only the standard library; every other package
 // builds on it.
+//
+// Ships in all three functions.
 package message
 
 import (

@@ -1,6 +1,8 @@
 // Package push sends one message to its target as DESIGN §6 describes, through one shared HTTP
 // client that refuses blocked addresses at dial time (§7), and classifies the answer (§4); it
 // also verifies the signatures a receiver gets.
+//
+// Ships in the deliver function.
 package push
 
 import (

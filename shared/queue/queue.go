@@ -1,5 +1,7 @@
 // Package queue puts messages on pushfn's SQS queue: batched sends with per-message outcomes,
 // and the creation of the queue with its dead-letter queue.
+//
+// Ships in the api and relay functions.
 package queue
 
 // Entry is one message to send.

@@ -1,5 +1,7 @@
 // Package relay accepts messages from AWS event sources (DESIGN §5): EventBridge events, SNS
 // notifications and direct invocations, validated and enqueued exactly as the HTTP API does.
+//
+// Ships in the relay function.
 package relay
 
 import (

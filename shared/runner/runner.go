@@ -1,5 +1,7 @@
 // Package runner runs a function over a batch of items concurrently, bounded in total and per key
 // (a target host), so one slow key cannot take every slot and one failure cancels nothing.
+//
+// Ships in the deliver function.
 package runner
 
 import (

@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/pushfn/pushfn/shared/awstest"
+	"github.com/pushfn/pushfn/shared/local/awstest"
 	"github.com/pushfn/pushfn/shared/store"
 	"github.com/pushfn/pushfn/shared/store/storetest"
 )

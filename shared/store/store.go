@@ -2,6 +2,8 @@
 // conditional writes, so that concurrent api and deliver functions never overwrite each other.
 // DynamoDB is the production implementation; Memory has the same semantics for unit tests and
 // benchmarks; storetest is the conformance suite both pass.
+//
+// Ships in all three functions.
 package store
 
 import (

@@ -1,6 +1,8 @@
 // Package ingesttest helps test the front doors over the ingest path: a settable clock and a fake
 // producer for unit tests, and for integration tests a fresh table and queue on the local
 // emulators, an Enqueuer writing to them, and helpers that read back what landed.
+//
+// Tests only: no function links it.
 package ingesttest
 
 import (
@@ -16,8 +18,8 @@ import (
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/pushfn/pushfn/shared/awstest"
 	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/local/awstest"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"

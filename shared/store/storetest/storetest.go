@@ -1,5 +1,7 @@
 // Package storetest is the conformance suite of store.Store: every implementation runs Run, so
 // the in-memory store and the DynamoDB store keep the same conditional semantics.
+//
+// Tests only: no function links it.
 package storetest
 
 import (

@@ -5,7 +5,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 // BenchmarkInvoke measures one warm invoke through the Runtime API: the round trip a local API

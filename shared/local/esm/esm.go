@@ -1,6 +1,8 @@
 // Package esm feeds a function from an SQS queue as Lambda's SQS event source mapping does: it
 // long-polls the queue, gathers batches within a batching window, invokes the function with an
 // events.SQSEvent, deletes what the function acknowledged and leaves failures for SQS to redeliver.
+//
+// Local runs and tests only, never linked into a deployed function (see package local).
 package esm
 
 import (
@@ -19,7 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 // API is the part of the SQS client the mapping calls.

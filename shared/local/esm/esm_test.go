@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/pushfn/pushfn/shared/awstest"
-	"github.com/pushfn/pushfn/shared/esm"
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/awstest"
+	"github.com/pushfn/pushfn/shared/local/esm"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 // createQueue makes a queue for one test with a short visibility timeout, so failures come

@@ -1,5 +1,7 @@
 // Package emulator installs, starts, checks and stops the local AWS emulators of DESIGN §10:
 // fauxqs for SQS and DynamoDB Local for DynamoDB, each a detached process tracked by a PID file.
+//
+// Local runs and tests only, never linked into a deployed function (see package local).
 package emulator
 
 import (

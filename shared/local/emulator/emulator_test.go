@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushfn/pushfn/shared/awstest"
+	"github.com/pushfn/pushfn/shared/local/awstest"
 )
 
 func TestOptionsFromEnv(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 // A Pool runs a built bootstrap binary as Lambda would, up to four invokes at once.

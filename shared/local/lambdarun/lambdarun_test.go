@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 // bootstrap is the test function (testdata/fn), built once for all tests.

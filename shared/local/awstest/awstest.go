@@ -2,6 +2,8 @@
 // calls Config (or SQS, DynamoDB); it is skipped when PUSHFN_INTEGRATION is unset, as in a plain
 // `go test`, and fails when it is set (as `make test` sets it) but an emulator cannot be reached,
 // so integration tests never skip silently in CI.
+//
+// Local runs and tests only, never linked into a deployed function (see package local).
 package awstest
 
 import (

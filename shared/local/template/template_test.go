@@ -9,11 +9,11 @@ import (
 
 func readRepoFiles(t *testing.T) (template, makefile string) {
 	t.Helper()
-	tb, err := os.ReadFile("../../template.yaml")
+	tb, err := os.ReadFile("../../../template.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mb, err := os.ReadFile("../../Makefile")
+	mb, err := os.ReadFile("../../../Makefile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func readRepoFiles(t *testing.T) (template, makefile string) {
 func TestRepositoryTemplatePassesChecks(t *testing.T) {
 	t.Parallel()
 	_, makefile := readRepoFiles(t)
-	tm, err := Load("../../template.yaml")
+	tm, err := Load("../../../template.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestRepositoryTemplatePassesChecks(t *testing.T) {
 
 func TestLoad(t *testing.T) {
 	t.Parallel()
-	tm, err := Load("../../template.yaml")
+	tm, err := Load("../../../template.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,7 @@
 // Package apigw serves a Lambda function over HTTP as an API Gateway HTTP API does: each request
 // becomes the payload format 2.0 event, and the function's answer becomes the response.
+//
+// Local runs and tests only, never linked into a deployed function (see package local).
 package apigw
 
 import (
@@ -23,7 +25,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 // MaxBody is the largest request body an HTTP API accepts.

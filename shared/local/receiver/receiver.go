@@ -1,6 +1,8 @@
 // Package receiver is a push target for trying pushfn out, for end-to-end tests and for the
 // benchmark: it takes every push, checks its signature when it has the secret, answers with a
 // chosen status after a chosen delay, and counts what it got.
+//
+// Local runs and tests only, never linked into a deployed function (see package local).
 package receiver
 
 import (

@@ -6,8 +6,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/pushfn/pushfn/shared/apigw"
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/apigw"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 // A Handler serves a function over HTTP as an API Gateway HTTP API with these routes would.

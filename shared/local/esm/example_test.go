@@ -7,8 +7,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/pushfn/pushfn/shared/esm"
-	"github.com/pushfn/pushfn/shared/lambdarun"
+	"github.com/pushfn/pushfn/shared/local/esm"
+	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
 // A Mapping feeds a function from a queue until its context ends.
