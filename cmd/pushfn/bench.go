@@ -19,10 +19,10 @@ import (
 
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/deliver"
+	"github.com/pushfn/pushfn/shared/local/template"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/store"
-	"github.com/pushfn/pushfn/shared/local/template"
 )
 
 // benchCmd runs a benchmark: pushfn bench deliver --url URL --n N --size BYTES --conc C, or
@@ -89,9 +89,10 @@ func benchCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	push.ReserveFDs(*conc + push.FDMargin)
 	h := &deliver.Handler{
 		Store:  mem,
-		Sender: push.NewClient(push.Options{MaxPerHost: *conc, MaxConns: *conc, AllowPrivate: true, Keys: keys, Version: "bench"}),
+		Sender: push.NewClient(push.Options{MaxPerHost: *conc, AllowPrivate: true, Keys: keys, Version: "bench"}),
 		Config: cfg,
 		Log:    slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/local/receiver"
+	"github.com/pushfn/pushfn/shared/push"
 )
 
 func TestBenchDeliver(t *testing.T) {

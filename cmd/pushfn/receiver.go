@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/local/receiver"
+	"github.com/pushfn/pushfn/shared/push"
 )
 
 // receiverCmd serves a loopback push receiver until ctx ends:

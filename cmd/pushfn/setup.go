@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/pushfn/pushfn/shared/local/emulator"
+	"github.com/pushfn/pushfn/shared/local/template"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
-	"github.com/pushfn/pushfn/shared/local/template"
 )
 
 // setup runs `pushfn setup`: the table and the queue with its dead-letter queue, created in the

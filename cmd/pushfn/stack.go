@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/pushfn/pushfn/shared/local/emulator"
+	"github.com/pushfn/pushfn/shared/local/template"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
-	"github.com/pushfn/pushfn/shared/local/template"
 )
 
 // mappingSettings is the deliver function's SQS event source mapping and its queue.

@@ -28,9 +28,16 @@ func main() {
 		slog.Error("deliver: configuration", "error", err.Error())
 		os.Exit(1)
 	}
+	push.ReserveFDs(cfg.MaxConcurrency + push.FDMargin) // one connection per delivery in flight
+	sender := push.NewClient(push.Options{
+		MaxPerHost:   cfg.MaxPerHost,
+		AllowPrivate: cfg.AllowPrivateTargets,
+		Keys:         cfg.SigningSecrets,
+		Version:      version,
+	})
 	h := &deliver.Handler{
 		Store:    store.NewDynamoDB(dynamodb.NewFromConfig(aws), cfg.TableName, cfg.RecordTTL),
-		Sender:   push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, MaxConns: cfg.MaxConcurrency, AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version}),
+		Sender:   sender,
 		Queue:    sqs.NewFromConfig(aws),
 		QueueURL: cfg.QueueURL,
 		Config:   cfg,

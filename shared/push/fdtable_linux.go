@@ -5,13 +5,14 @@ import (
 	"syscall"
 )
 
-// reserveFDs grows the process's file descriptor table to hold n descriptors more than are open
-// now. Linux doubles the table when a new descriptor does not fit, and in a multi-threaded
+// ReserveFDs grows the process's file descriptor table to hold n descriptors more than are open
+// now. Call it once at start, before the first pushes, with room for every connection the
+// process may open (the deliver function passes MAX_CONCURRENCY plus a margin). Linux doubles the table when a new descriptor does not fit, and in a multi-threaded
 // process each growth waits for an RCU grace period (10 ms or more) inside the call that opened
 // the descriptor: a cold invocation opening hundreds of connections stalled on each doubling.
-// Grown once when the client is built, the table costs that wait at start instead. It is best
-// effort, capped by the descriptor limit.
-func reserveFDs(n int) {
+// Grown once at start, the table costs that wait at init instead. It is best effort, capped by
+// the descriptor limit. It changes the whole process, so no constructor calls it for you.
+func ReserveFDs(n int) {
 	f, err := os.Open(os.DevNull)
 	if err != nil {
 		return

@@ -39,12 +39,12 @@ func TestReserveFDsGrowsTheTable(t *testing.T) {
 		t.Skipf("the descriptor limit (%d) leaves no room to grow the table from %d", lim.Cur, fdTableSize(t))
 	}
 	open := openFDs(t)
-	reserveFDs(want)
+	ReserveFDs(want)
 	if got := fdTableSize(t); got < want {
-		t.Errorf("after reserveFDs(%d) the table holds %d descriptors", want, got)
+		t.Errorf("after ReserveFDs(%d) the table holds %d descriptors", want, got)
 	}
 	if got := openFDs(t); got != open {
-		t.Errorf("reserveFDs changed the open descriptors from %d to %d", open, got)
+		t.Errorf("ReserveFDs changed the open descriptors from %d to %d", open, got)
 	}
 }
 

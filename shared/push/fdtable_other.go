@@ -2,5 +2,5 @@
 
 package push
 
-// reserveFDs does nothing where the descriptor table's growth is not known to stall.
-func reserveFDs(int) {}
+// ReserveFDs does nothing where the descriptor table's growth is not known to stall.
+func ReserveFDs(int) {}

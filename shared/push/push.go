@@ -83,9 +83,6 @@ type Result struct {
 type Options struct {
 	// MaxPerHost bounds the connections to one host (and the idle ones kept); 0 means 128.
 	MaxPerHost int
-	// MaxConns is how many connections the client may hold at once across hosts; 0 means
-	// MaxPerHost. NewClient makes room for that many descriptors in the process up front.
-	MaxConns int
 	// AllowPrivate lets pushes reach blocked addresses: local runs and tests only.
 	AllowPrivate bool
 	// Keys sign every request (webhook-signature); none means no signature header.
@@ -128,10 +125,6 @@ func NewClient(o Options) *Client {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 5 * time.Second
 	}
-	if o.MaxConns <= 0 {
-		o.MaxConns = o.MaxPerHost
-	}
-	reserveFDs(o.MaxConns + 64) // and some for the rest of the process: logs, SDK clients
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Resolver: o.Resolver}
 	if !o.AllowPrivate {
 		dialer.Control = refuseBlocked
@@ -410,3 +403,7 @@ func RetryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// FDMargin is the room for descriptors beyond the pushes' connections that a process passes to
+// ReserveFDs: logs, the SDK clients' connections, the runtime's own.
+const FDMargin = 64
