@@ -30,13 +30,16 @@ func decodeEnvelope(body string) (message.Envelope, error) {
 func fastEnvelope(body string) (message.Envelope, error) {
 	var env message.Envelope
 	d := scanner{s: body}
-	var seenID, seenTarget, seenPayload, seenExpires bool
+	var seenID, seenTarget, seenPayload, seenExpires, seenFingerprint bool
 	err := d.object(func(key string) error {
 		var err error
 		switch {
 		case key == "id" && !seenID:
 			seenID = true
 			env.ID, err = d.str()
+		case key == "fingerprint" && !seenFingerprint:
+			seenFingerprint = true
+			env.Fingerprint, err = d.str()
 		case key == "target" && !seenTarget:
 			seenTarget = true
 			err = d.target(&env.Target)

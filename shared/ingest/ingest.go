@@ -193,7 +193,7 @@ func (e *Enqueuer) create(ctx context.Context, m message.Message, now time.Time)
 	switch {
 	case err == nil:
 		res.Status = message.Accepted
-		return e.entry(res, true, m, m.ExpiresAt)
+		return e.entry(res, true, m, m.ExpiresAt, fp)
 	case errors.As(err, &conflict) && errors.Is(err, store.ErrExists):
 		// handled below
 	default:
@@ -218,12 +218,13 @@ func (e *Enqueuer) create(ctx context.Context, m message.Message, now time.Time)
 		res.Replayed = false
 		return res, nil
 	}
-	return e.entry(res, false, m, old.ExpiresAt)
+	return e.entry(res, false, m, old.ExpiresAt, old.Fingerprint)
 }
 
 // entry builds the queue entry for res: the message's envelope.
-func (e *Enqueuer) entry(res Result, fresh bool, m message.Message, expires *time.Time) (Result, *pending) {
-	body, err := message.EncodeEnvelope(message.Envelope{ID: res.ID, Target: m.Target, Payload: m.Payload, ExpiresAt: expires})
+func (e *Enqueuer) entry(res Result, fresh bool, m message.Message, expires *time.Time, fingerprint string) (Result, *pending) {
+	env := message.Envelope{ID: res.ID, Target: m.Target, Payload: m.Payload, ExpiresAt: expires, Fingerprint: fingerprint}
+	body, err := message.EncodeEnvelope(env)
 	if err != nil {
 		// Unreachable for a validated message.
 		res.Err = err

@@ -32,6 +32,10 @@ type Envelope struct {
 	Target    Target          `json:"target"`
 	Payload   json.RawMessage `json:"payload"`
 	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+	// Fingerprint binds this copy to the record it was queued for: the record's fingerprint
+	// when the copy was made. A copy whose fingerprint is not its record's must never be sent in
+	// its place. Empty only in copies queued before copies carried it.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // Status is the state of a message's delivery (DESIGN §3).
