@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ const (
 	RuleActions         Rule = "actions"           // policies name exact actions, no wildcards or managed policies
 	RuleJSONLogs        Rule = "json-logs"         // every function logs as JSON
 	RuleFunctionsMapped Rule = "functions-present" // the template has functions and a mapping at all
+	RuleAPIPermission   Rule = "api-permission"    // API Gateway may invoke the function on every route
 )
 
 // Problem is one way the template breaks a rule.
@@ -123,8 +125,61 @@ func (t *Template) Check(makefile string) []Problem {
 			}
 		}
 	}
+	for _, detail := range t.permissionProblems() {
+		add(RuleAPIPermission, detail[0], "%s", detail[1])
+	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Rule < ps[j].Rule })
 	return ps
+}
+
+// permissionProblems lists the routes that API Gateway could not invoke the function on: each
+// route's execute-api ARN must match the source ARN of a permission granted to
+// apigateway.amazonaws.com, else that route answers API Gateway's own 500. It returns pairs of
+// (logical id, detail). The template has one HTTP API, so every route is checked against every
+// such permission.
+func (t *Template) permissionProblems() [][2]string {
+	var globs []*regexp.Regexp
+	var out [][2]string
+	for id, p := range t.cf.GetAllLambdaPermissionResources() {
+		if p.Principal != "apigateway.amazonaws.com" {
+			continue
+		}
+		if p.SourceArn == nil {
+			out = append(out, [2]string{id, "no SourceArn: any API in the account could invoke the function"})
+			continue
+		}
+		globs = append(globs, routeGlob(*p.SourceArn))
+	}
+	for id, r := range t.cf.GetAllApiGatewayV2RouteResources() {
+		path := "$default/" + routePath(r.RouteKey)
+		if !slices.ContainsFunc(globs, func(g *regexp.Regexp) bool { return g.MatchString(path) }) {
+			out = append(out, [2]string{id, fmt.Sprintf("route %q (%s) is not covered by any API Gateway permission's SourceArn", r.RouteKey, path)})
+		}
+	}
+	return out
+}
+
+// routeGlob turns the part of an execute-api source ARN after the API id (stage/method/path, with
+// * matching anything, slashes included) into a regular expression.
+func routeGlob(arn string) *regexp.Regexp {
+	rest := arn
+	if i := strings.LastIndex(arn, ":"); i >= 0 {
+		rest = arn[i+1:]
+	}
+	if i := strings.Index(rest, "/"); i >= 0 {
+		rest = rest[i+1:] // drop the API id, which the template resolves only in AWS
+	}
+	return regexp.MustCompile("^" + strings.ReplaceAll(regexp.QuoteMeta(rest), `\*`, ".*") + "$")
+}
+
+// routePath is the method/path part of a route's ARN: "POST /v1/messages" becomes
+// "POST/v1/messages", and $default stays $default. Path parameters stand for one segment.
+func routePath(key string) string {
+	method, path, ok := strings.Cut(key, " ")
+	if !ok {
+		return key
+	}
+	return method + regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(path, "x")
 }
 
 func sortedKeys(maps ...map[string]string) []string {

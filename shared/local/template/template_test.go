@@ -95,6 +95,8 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		{name: "wildcard action", template: replace("[sqs:SendMessage]", "[sqs:*]"), want: RuleActions},
 		{name: "managed policy", template: replace("      Policies:\n        - Statement:", "      Policies:\n        - AmazonSQSFullAccess\n        - Statement:"), want: RuleActions},
 		{name: "star action", template: replace("[dynamodb:GetItem, dynamodb:UpdateItem]", "'*'"), want: RuleActions},
+		{name: "permission misses $default", template: replace(`${HttpApi}/*"`, `${HttpApi}/*/*/v1/messages*"`), want: RuleAPIPermission},
+		{name: "permission misses a method", template: replace(`${HttpApi}/*"`, `${HttpApi}/*/POST/*"`), want: RuleAPIPermission},
 		{name: "text logs", template: replace("LogFormat: JSON", "LogFormat: Text"), want: RuleJSONLogs},
 	}
 	for _, tt := range tests {
