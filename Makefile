@@ -49,7 +49,7 @@ run: ## run pushfn locally: emulators, API on http://127.0.0.1:3000, delivery; C
 invoke: ## invoke a function once: make invoke FN=RelayFunction EVENT=events/eventbridge.json [ARGS=...]
 	@$(GO) run ./cmd/pushfn invoke $(FN) -e $(EVENT) $(ARGS)
 
-bench: ## delivery engine vs wrk on a loopback receiver (DESIGN §11): prints ratios and peak RSS
+bench: ## delivery engine vs wrk on a loopback receiver: prints ratios and peak RSS
 	@bash dev/bench.sh
 
 emulators-up: ## install if needed and start the local SQS and DynamoDB emulators (no-op when running)

@@ -1,4 +1,4 @@
-// Package config reads pushfn's settings (DESIGN §8) from the environment once, at start, into a
+// Package config reads pushfn's settings (the README's Configuration table) from the environment once, at start, into a
 // typed and validated Config; a bad value is an error naming the variable.
 //
 // Ships in all three functions.
@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Config is every setting of DESIGN §8, parsed and validated.
+// Config is every setting of the README's Configuration table, parsed and validated.
 type Config struct {
 	QueueURL            string
 	TableName           string

@@ -106,6 +106,6 @@ func TestLoadNeverEchoesSecrets(t *testing.T) {
 func TestNamesCoversEveryVariable(t *testing.T) {
 	t.Parallel()
 	if got := len(Names()); got != 14 {
-		t.Fatalf("Names() has %d variables, DESIGN §8 lists 14", got)
+		t.Fatalf("Names() has %d variables, the README's Configuration table lists 14", got)
 	}
 }

@@ -1,4 +1,4 @@
-// Package deliver is the SQS-triggered delivery function's handler (DESIGN §4): it pushes every
+// Package deliver is the SQS-triggered delivery function's handler: it pushes every
 // record of a batch to its target concurrently, records each result and hands retries back to
 // SQS with a backoff.
 //

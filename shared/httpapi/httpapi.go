@@ -1,4 +1,4 @@
-// Package httpapi is pushfn's HTTP API (DESIGN §2) as an API Gateway HTTP API handler (payload
+// Package httpapi is pushfn's HTTP API as an API Gateway HTTP API handler (payload
 // format 2.0): accept one message or a batch, and report a message's state.
 //
 // Ships in the api function.
@@ -227,7 +227,7 @@ func (h *Handler) postBatch(ctx context.Context, req events.APIGatewayV2HTTPRequ
 	return reply(http.StatusAccepted, ingest.ItemsOf(rs), headers)
 }
 
-// View is the body of GET /v1/messages/{id} (DESIGN §2).
+// View is the body of GET /v1/messages/{id}.
 type View struct {
 	ID          string           `json:"id"`
 	Status      message.Status   `json:"status"`

@@ -1,6 +1,6 @@
 // Package ingest accepts validated messages for delivery, for both front doors (the HTTP API and
 // the event relay): record each one with a conditional write, then queue them all in one batched
-// send (DESIGN §3), with idempotency-key replays told apart from reuse.
+// send (record before queue), with idempotency-key replays told apart from reuse.
 //
 // Ships in the api and relay functions.
 package ingest

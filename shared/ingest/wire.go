@@ -8,7 +8,7 @@ import (
 	"github.com/pushfn/pushfn/shared/message"
 )
 
-// Stable error codes of the API and relay responses (DESIGN §2).
+// Stable error codes of the API and relay responses.
 const (
 	CodeInvalidJSON      = "invalid_json"
 	CodeValidationFailed = "validation_failed"

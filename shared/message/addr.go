@@ -2,7 +2,7 @@ package message
 
 import "net/netip"
 
-// blockedPrefixes are the address ranges outbound pushes must never reach (DESIGN §7): loopback,
+// blockedPrefixes are the address ranges outbound pushes must never reach: loopback,
 // private, link-local (cloud metadata included), CGNAT, multicast, unspecified, documentation,
 // benchmarking, translation and other reserved space.
 var blockedPrefixes = func() []netip.Prefix {

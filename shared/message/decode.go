@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// Decode reads body as one message (DESIGN §2), strictly: UTF-8 JSON per RFC 8259 with no
+// Decode reads body as one message, strictly: UTF-8 JSON per RFC 8259 with no
 // duplicate keys and nothing after the value, every field of the right type and no unknown
 // field. It checks shape only; Rules.Validate checks values. The error is an *InvalidError
 // listing every problem.

@@ -8,7 +8,7 @@ import (
 
 // EncodeEnvelope returns e as JSON, the SQS message body, keeping the payload's bytes exactly as
 // accepted (encoding/json would compact them and escape <, > and &), so the target receives
-// what the caller sent (DESIGN §6).
+// what the caller sent.
 func EncodeEnvelope(e Envelope) ([]byte, error) {
 	if !json.Valid(e.Payload) {
 		return nil, fmt.Errorf("encode envelope %s: payload is not valid JSON", e.ID)

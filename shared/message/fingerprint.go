@@ -10,7 +10,7 @@ import (
 )
 
 // Fingerprint identifies what a message asks for, so that a replayed idempotency key can be
-// told apart from a reused one (DESIGN §2): the SHA-256, in hex, of canonical JSON over the
+// told apart from a reused one: the SHA-256, in hex, of canonical JSON over the
 // target URL, its headers (names canonicalized) and the payload (keys sorted, no insignificant
 // whitespace). Delay and expiry are not part of it.
 func Fingerprint(m Message) (string, error) {

@@ -16,7 +16,7 @@ type Target struct {
 	Headers map[string]string `json:"headers,omitempty"`
 }
 
-// Message is what a caller submits (DESIGN §2).
+// Message is what a caller submits.
 type Message struct {
 	Target         Target          `json:"target"`
 	Payload        json.RawMessage `json:"payload"`
@@ -38,7 +38,7 @@ type Envelope struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
-// Status is the state of a message's delivery (DESIGN §3).
+// Status is the state of a message's delivery.
 type Status string
 
 // The states a message moves through.
@@ -64,7 +64,7 @@ type Attempt struct {
 	DurationMS int64     `json:"duration_ms"`
 }
 
-// Record is the stored state of one message: one DynamoDB item (DESIGN §3). The payload is not
+// Record is the stored state of one message: one DynamoDB item (the README's data model). The payload is not
 // part of it; it travels in the queue.
 type Record struct {
 	ID             string

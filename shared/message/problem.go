@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Limits of DESIGN §2, and the body sizes that follow from them.
+// Limits of the HTTP API, and the body sizes that follow from them.
 const (
 	MaxURLBytes            = 2048
 	MaxHeaders             = 20

@@ -20,7 +20,7 @@ func TargetHost(rawURL string) string {
 	return strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
 }
 
-// checkURL returns why rawURL is not an acceptable target, or nil (DESIGN §2, §7).
+// checkURL returns why rawURL is not an acceptable target, or nil.
 func (r Rules) checkURL(rawURL string) error {
 	if rawURL == "" {
 		return errors.New("required: an absolute https URL")

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Rules are the settings validation depends on (DESIGN §2, §7, §8). The zero value applies
+// Rules are the settings validation depends on. The zero value applies
 // DefaultMaxPayloadBytes and allows neither http nor private targets.
 type Rules struct {
 	MaxPayloadBytes     int  // 0 means DefaultMaxPayloadBytes
@@ -103,7 +103,7 @@ func (r Rules) ValidateBatch(ms []Message, now time.Time) []Problem {
 	return ps
 }
 
-// Validate checks the values of a decoded message against DESIGN §2 and §7 and returns every
+// Validate checks the values of a decoded message against the rules of the README's message table and returns every
 // problem found (Index -1), or none. now is the time expires_at must be after.
 func (r Rules) Validate(m Message, now time.Time) []Problem {
 	var ps []Problem
@@ -164,7 +164,7 @@ func CheckIdempotencyKey(key string) string {
 }
 
 // forbiddenHeaders are the headers pushfn sets itself, and hop-by-hop or framing headers a
-// caller must not control (DESIGN §2, §6). Keys are canonical.
+// caller must not control. Keys are canonical.
 var forbiddenHeaders = map[string]string{
 	"Host":                "is set from target.url",
 	"Content-Length":      "is a framing header set by pushfn",

@@ -1,4 +1,4 @@
-// Package relay accepts messages from AWS event sources (DESIGN §5): EventBridge events, SNS
+// Package relay accepts messages from AWS event sources: EventBridge events, SNS
 // notifications and direct invocations, validated and enqueued exactly as the HTTP API does.
 //
 // Ships in the relay function.

@@ -45,7 +45,7 @@ func NewDynamoDB(api DynamoDBAPI, table string, ttl time.Duration) *DynamoDB {
 	return &DynamoDB{api: api, table: table, ttl: ttl}
 }
 
-// Item attribute names (DESIGN §3).
+// Item attribute names (the README's data model).
 const (
 	attrID             = "id"
 	attrStatus         = "status"

@@ -1,4 +1,4 @@
-// Package store keeps one record per message (DESIGN §3) and moves it between states with
+// Package store keeps one record per message and moves it between states with
 // conditional writes, so that concurrent api and deliver functions never overwrite each other.
 // DynamoDB is the production implementation; Memory has the same semantics for unit tests and
 // benchmarks; storetest is the conformance suite both pass.

@@ -1,4 +1,4 @@
-// Package awstest connects integration tests to the local AWS emulators (DESIGN §10). A test
+// Package awstest connects integration tests to the local AWS emulators. A test
 // calls Config (or SQS, DynamoDB); it is skipped when PUSHFN_INTEGRATION is unset, as in a plain
 // `go test`, and fails when it is set (as `make test` sets it) but an emulator cannot be reached,
 // so integration tests never skip silently in CI.

@@ -1,4 +1,4 @@
-// Package emulator installs, starts, checks and stops the local AWS emulators of DESIGN §10:
+// Package emulator installs, starts, checks and stops the local AWS emulators:
 // fauxqs for SQS and DynamoDB Local for DynamoDB, each a detached process tracked by a PID file.
 //
 // Local runs and tests only, never linked into a deployed function (see package local).

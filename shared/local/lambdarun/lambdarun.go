@@ -1,6 +1,6 @@
 // Package lambdarun runs a function's real bootstrap binary as AWS Lambda would, without AWS or
 // Docker: it serves the Lambda Runtime API the binary polls, one invoke at a time per process, and
-// enforces the function's timeout and memory size as far as a process allows (DESIGN §10).
+// enforces the function's timeout and memory size as far as a process allows.
 //
 // Local runs and tests only, never linked into a deployed function (see package local).
 package lambdarun

@@ -39,7 +39,7 @@ type Problem struct {
 
 func (p Problem) Error() string { return fmt.Sprintf("%s: %s: %s", p.Rule, p.Resource, p.Detail) }
 
-// Check applies DESIGN §9's rules to the template, given the Makefile's text, and returns every
+// Check applies the deployment rules (the Rule constants) to the template, given the Makefile's text, and returns every
 // problem found (none for a sound template).
 func (t *Template) Check(makefile string) []Problem {
 	var ps []Problem

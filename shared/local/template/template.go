@@ -1,6 +1,6 @@
 // Package template reads pushfn's SAM template (template.yaml) into what a local stack needs,
 // each function's environment, timeout and memory and the event source mapping's batching, and
-// checks the template against the rules of DESIGN §9.
+// checks it against pushfn's deployment rules (see Check).
 //
 // Local runs and tests only, never linked into a deployed function (see package local).
 package template
