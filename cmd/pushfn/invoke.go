@@ -60,7 +60,7 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	functions, mapping, err := loadTemplate(root)
+	functions, mapping, err := loadTemplate(filepath.Join(root, "template.yaml"))
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func TestQuickstartCurls(t *testing.T) {
 
 func TestAPIRoutes(t *testing.T) {
 	t.Parallel()
-	routes, err := apiRoutes(filepath.Join("..", ".."))
+	routes, err := apiRoutes(filepath.Join("..", "..", "template.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,13 +104,18 @@ func TestParseRunFlags(t *testing.T) {
 		check   func(t *testing.T, o runOptions)
 	}{
 		{name: "defaults", check: func(t *testing.T, o runOptions) {
-			if o.addr != "127.0.0.1:3000" || o.table != defaultTable || o.queue != defaultQueue || o.apiProcesses != 4 || len(o.overrides) != 0 {
+			if o.addr != "127.0.0.1:3000" || o.table != defaultTable || o.queue != defaultQueue || o.apiProcesses != 4 || len(o.overrides) != 0 || o.template != "" {
 				t.Errorf("%+v", o)
 			}
 		}},
 		{name: "port and retry delays", args: []string{"--port", "0", "--retry-base-delay", "1s", "--retry-max-delay", "2s", "--env-vars", envFile}, check: func(t *testing.T, o runOptions) {
 			if o.addr != "127.0.0.1:0" || o.overrides["RETRY_BASE_DELAY"] != "1s" || o.overrides["RETRY_MAX_DELAY"] != "2s" || o.envFile["Parameters"]["LOG_LEVEL"] != "debug" {
 				t.Errorf("%+v", o)
+			}
+		}},
+		{name: "template", args: []string{"--template", "other.yaml"}, check: func(t *testing.T, o runOptions) {
+			if o.template != "other.yaml" {
+				t.Errorf("template %q, want other.yaml", o.template)
 			}
 		}},
 		{name: "unknown flag", args: []string{"--nope"}, wantErr: true},

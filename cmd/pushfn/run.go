@@ -38,6 +38,7 @@ type runOptions struct {
 	envFile      lambdarun.EnvFile
 	apiProcesses int
 	buildDir     string
+	template     string            // the SAM template; empty: template.yaml at the repository root
 	overrides    map[string]string // variables the flags set for every function
 }
 
@@ -54,6 +55,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	builds := fs.String("build-dir", "", "where to build the functions (default .pushfn/build/run in the repository)")
 	retryBase := fs.String("retry-base-delay", "", "RETRY_BASE_DELAY for the deliver function (the template's when empty)")
 	retryMax := fs.String("retry-max-delay", "", "RETRY_MAX_DELAY for the deliver function (the template's when empty)")
+	templatePath := fs.String("template", "", "the SAM template whose functions, queue and mapping settings to run (default: template.yaml at the repository root)")
 	if err := fs.Parse(args); err != nil {
 		return runOptions{}, exitError(2)
 	}
@@ -63,7 +65,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	}
 	o := runOptions{
 		addr: net.JoinHostPort(*host, strconv.Itoa(*port)), table: *table, queue: *queueName,
-		apiProcesses: *apiProcesses, buildDir: *builds, overrides: map[string]string{},
+		apiProcesses: *apiProcesses, buildDir: *builds, template: *templatePath, overrides: map[string]string{},
 	}
 	if *retryBase != "" {
 		o.overrides["RETRY_BASE_DELAY"] = *retryBase
@@ -95,7 +97,10 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	functions, mapping, err := loadTemplate(root)
+	if opts.template == "" {
+		opts.template = filepath.Join(root, "template.yaml")
+	}
+	functions, mapping, err := loadTemplate(opts.template)
 	if err != nil {
 		return err
 	}
@@ -135,7 +140,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	deliver := pool("DeliverFunction", mapping.Concurrency)
 	defer deliver.Close()
 
-	routes, err := apiRoutes(root)
+	routes, err := apiRoutes(opts.template)
 	if err != nil {
 		return err
 	}
@@ -204,9 +209,9 @@ func buildAll(ctx context.Context, root, dir string, functions map[string]localF
 }
 
 // apiRoutes returns the HTTP API's routes: the RouteKey of each AWS::ApiGatewayV2::Route in the
-// template, such as "GET /v1/messages/{id}".
-func apiRoutes(root string) ([]apigw.Route, error) {
-	raw, err := os.ReadFile(filepath.Join(root, "template.yaml"))
+// template at path, such as "GET /v1/messages/{id}".
+func apiRoutes(path string) ([]apigw.Route, error) {
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read template: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -32,10 +31,10 @@ type mappingSettings struct {
 // deliverFunction is the function the event source mapping feeds.
 const deliverFunction = "DeliverFunction"
 
-// loadTemplate reads the functions of root/template.yaml and the deliver function's event
+// loadTemplate reads the functions of the SAM template at path and the deliver function's event
 // source mapping.
-func loadTemplate(root string) (map[string]localFunction, mappingSettings, error) {
-	tm, err := template.Load(filepath.Join(root, "template.yaml"))
+func loadTemplate(path string) (map[string]localFunction, mappingSettings, error) {
+	tm, err := template.Load(path)
 	if err != nil {
 		return nil, mappingSettings{}, err
 	}
