@@ -39,9 +39,21 @@ type e2eStack struct {
 	table    string
 	queue    string
 	key      []byte // the signing key
+	logs     lockedBuffer
+}
+
+// stackOptions change what startStackWith runs.
+type stackOptions struct {
+	env  []string // added to the environment of pushfn run (and so of the functions), last wins
+	args []string // added to pushfn run's flags
 }
 
 func startStack(t *testing.T) *e2eStack {
+	t.Helper()
+	return startStackWith(t, stackOptions{})
+}
+
+func startStackWith(t *testing.T, o stackOptions) *e2eStack {
 	t.Helper()
 	awstest.Config(t) // skips unless PUSHFN_INTEGRATION=1, fails when the emulators are down
 	root, err := filepath.Abs("../..")
@@ -55,11 +67,13 @@ func startStack(t *testing.T) *e2eStack {
 	_, _ = rand.Read(s.key)
 	// SIGNING_SECRETS is declared by the template, so the shell's value applies, as with sam local.
 	s.env = append(os.Environ(), "SIGNING_SECRETS=whsec_"+base64.StdEncoding.EncodeToString(s.key), "LOG_LEVEL=info")
+	s.env = append(s.env, o.env...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, s.bin, "run", "--port", "0", "--table", s.table, "--queue", s.queue,
-		"--build-dir", s.buildDir, "--retry-base-delay", "1s", "--retry-max-delay", "2s")
+	args := append([]string{"run", "--port", "0", "--table", s.table, "--queue", s.queue,
+		"--build-dir", s.buildDir, "--retry-base-delay", "1s", "--retry-max-delay", "2s"}, o.args...)
+	cmd := exec.CommandContext(ctx, s.bin, args...)
 	cmd.Dir = root
 	cmd.Env = s.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -69,8 +83,7 @@ func startStack(t *testing.T) *e2eStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
-	cmd.Stderr = &logs
+	cmd.Stderr = &s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +107,7 @@ func startStack(t *testing.T) *e2eStack {
 			}
 		}
 		if t.Failed() {
-			t.Logf("pushfn run's log:\n%s", tail(logs.String(), 60))
+			t.Logf("pushfn run's log:\n%s", tail(s.logs.String(), 60))
 		}
 	})
 	ready := make(chan string, 1)
@@ -109,9 +122,9 @@ func startStack(t *testing.T) *e2eStack {
 	select {
 	case s.api = <-ready:
 	case err := <-exited:
-		t.Fatalf("pushfn run exited: %v\n%s", err, logs.String())
+		t.Fatalf("pushfn run exited: %v\n%s", err, s.logs.String())
 	case <-time.After(4 * time.Minute):
-		t.Fatalf("pushfn run not ready after 4 minutes\n%s", logs.String())
+		t.Fatalf("pushfn run not ready after 4 minutes\n%s", s.logs.String())
 	}
 	return s
 }

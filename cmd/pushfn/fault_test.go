@@ -1,0 +1,574 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/pushfn/pushfn/shared/local/awstest"
+	"github.com/pushfn/pushfn/shared/local/faultproxy"
+	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/push"
+	"github.com/pushfn/pushfn/shared/store"
+)
+
+// The fault-injection scenarios run the real binaries (pushfn run: the api and deliver functions
+// under the local Runtime API, the event source mapping) against the real emulators, and break
+// something on purpose: the emulators behind a fault proxy (latency, refused connections,
+// answers lost after the request was applied), a target that misbehaves, a deliver process
+// killed mid-batch, malformed records put straight on the queue. Each checks, by the target's
+// own count of 2xx answers per webhook-id and by the records themselves, that nothing accepted
+// is lost, nothing is delivered twice except where a worker was killed between send and result,
+// and every record ends final and says what happened.
+
+// faultTemplate writes a copy of template.yaml with short timeouts, so a record whose worker
+// died comes back within a minute: the deliver function times out after 10 s, the queue's
+// visibility is 60 s (6 × 10 s), and one POST may take 2 s.
+func faultTemplate(t *testing.T, root string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	for _, r := range [][2]string{
+		{"      Timeout: 120\n", "      Timeout: 10\n"},
+		{"VisibilityTimeout: 720", "VisibilityTimeout: 60"},
+		{"  RequestTimeout:\n    Type: String\n    Default: \"10s\"", "  RequestTimeout:\n    Type: String\n    Default: \"2s\""},
+	} {
+		if !strings.Contains(s, r[0]) {
+			t.Fatalf("template.yaml no longer has %q: update faultTemplate", r[0])
+		}
+		s = strings.Replace(s, r[0], r[1], 1)
+	}
+	path := filepath.Join(t.TempDir(), "template.yaml")
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// faultStack is a local stack whose emulators are reached through fault proxies.
+type faultStack struct {
+	*e2eStack
+	sqs, ddb *faultproxy.Proxy
+	records  *store.DynamoDB // the stack's table, read directly, around the proxies
+	queueURL string
+}
+
+func startFaultStack(t *testing.T) *faultStack {
+	t.Helper()
+	awstest.Config(t) // skips unless PUSHFN_INTEGRATION=1
+	proxy := func(env string) *faultproxy.Proxy {
+		u := os.Getenv(env)
+		host := strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
+		p, err := faultproxy.Start(strings.TrimSuffix(host, "/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		return p
+	}
+	fs := &faultStack{sqs: proxy(awstest.EnvSQSEndpoint), ddb: proxy(awstest.EnvDynamoDBEndpoint)}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.e2eStack = startStackWith(t, stackOptions{
+		env:  []string{awstest.EnvSQSEndpoint + "=" + fs.sqs.URL(), awstest.EnvDynamoDBEndpoint + "=" + fs.ddb.URL()},
+		args: []string{"--template", faultTemplate(t, root)},
+	})
+	fs.records = store.NewDynamoDB(awstest.DynamoDB(t), fs.table, 0)
+	out, err := awstest.SQS(t).GetQueueUrl(t.Context(), &sqs.GetQueueUrlInput{QueueName: aws.String(fs.queue)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.queueURL = aws.ToString(out.QueueUrl)
+	return fs
+}
+
+// faultTarget is a loopback target that answers each push as answer says and counts, per
+// webhook-id, the pushes it answered 2xx.
+type faultTarget struct {
+	srv      *httptest.Server
+	answer   func(n int64, r *http.Request) int // the status for the nth push (from 1); 0 resets the connection, -1 hangs
+	n        atomic.Int64
+	mu       sync.Mutex
+	ok       map[string]int    // webhook-id → 2xx answers
+	bodies   map[string]string // webhook-id → body of its last 2xx push
+	received atomic.Int64
+}
+
+func newFaultTarget(t *testing.T, answer func(n int64, r *http.Request) int) *faultTarget {
+	t.Helper()
+	ft := &faultTarget{answer: answer, ok: map[string]int{}, bodies: map[string]string{}}
+	ft.srv = httptest.NewServer(http.HandlerFunc(ft.serve))
+	t.Cleanup(ft.srv.Close)
+	return ft
+}
+
+func (ft *faultTarget) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	ft.received.Add(1)
+	code := 200
+	if ft.answer != nil {
+		code = ft.answer(ft.n.Add(1), r)
+	}
+	switch {
+	case code == 0:
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			_ = conn.Close()
+		}
+		return
+	case code < 0:
+		<-r.Context().Done() // until the client gives up
+		return
+	case code >= 200 && code < 300:
+		ft.mu.Lock()
+		id := r.Header.Get(push.HeaderID)
+		ft.ok[id]++
+		ft.bodies[id] = string(body)
+		ft.mu.Unlock()
+	}
+	w.WriteHeader(code)
+}
+
+func (ft *faultTarget) url() string { return ft.srv.URL + "/push" }
+
+// body is the body of id's last push answered 2xx.
+func (ft *faultTarget) body(id string) string {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	return ft.bodies[id]
+}
+
+func (ft *faultTarget) delivered() map[string]int {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	return maps.Clone(ft.ok)
+}
+
+// keyed is a message to target with an idempotency key, so its id is known before it is sent.
+func keyed(target, key string, i int) (map[string]any, string) {
+	m := newMessage(target, i)
+	m["idempotency_key"] = key
+	return m, message.IDForKey(key)
+}
+
+// post sends one message and returns the status code; a transport error is -1.
+func (s *e2eStack) post(ctx context.Context, path string, body any) (int, []byte) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return -1, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.api+path, strings.NewReader(string(b)))
+	if err != nil {
+		return -1, nil
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+// awaitRecordsFinal waits until every id's record is final, reading the table directly, and
+// returns the records and when the last one became final.
+func (fs *faultStack) awaitRecordsFinal(t *testing.T, ctx context.Context, ids []string) map[string]message.Record {
+	t.Helper()
+	recs := make(map[string]message.Record, len(ids))
+	pending := slices.Clone(ids)
+	for len(pending) > 0 {
+		var still []string
+		for _, id := range pending {
+			rec, err := fs.records.Get(ctx, id)
+			if err == nil && rec.Status.Final() {
+				recs[id] = rec
+				continue
+			}
+			still = append(still, id)
+		}
+		pending = still
+		if len(pending) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			rec, err := fs.records.Get(context.Background(), pending[0])
+			t.Fatalf("%d of %d records not final when the test's time ran out; first %s: %+v %v", len(pending), len(ids), pending[0], rec, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return recs
+}
+
+// checkDeliveredOnce checks that every id was delivered, its record says so, and the target
+// answered 2xx to it exactly once; it returns how many were delivered more than once.
+func checkDeliveredOnce(t *testing.T, recs map[string]message.Record, got map[string]int, allowDuplicates bool) int {
+	t.Helper()
+	dups := 0
+	for id, rec := range recs {
+		if rec.Status != message.Delivered {
+			t.Errorf("message %s ended %s (last attempt %+v), want delivered", id, rec.Status, rec.LastAttempt)
+		}
+		switch n := got[id]; {
+		case n == 0:
+			t.Errorf("message %s: the target never answered it 2xx, but its record says %s", id, rec.Status)
+		case n > 1:
+			dups++
+			if !allowDuplicates {
+				t.Errorf("message %s: the target answered it 2xx %d times", id, n)
+			}
+		}
+	}
+	return dups
+}
+
+func TestIntegrationFaultStorageOutage(t *testing.T) {
+	t.Parallel()
+	fs := startFaultStack(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
+	defer cancel()
+	tg := newFaultTarget(t, nil)
+
+	var accepted, refused []string
+	send := func(prefix string, n int) {
+		for i := range n {
+			m, id := keyed(tg.url(), fmt.Sprintf("%s-%s-%d", t.Name(), prefix, i), i)
+			switch code, body := fs.post(ctx, "/v1/messages", m); code {
+			case http.StatusAccepted, http.StatusOK:
+				accepted = append(accepted, id)
+			case http.StatusServiceUnavailable:
+				refused = append(refused, id)
+			default:
+				t.Fatalf("POST during %s: %d %s", prefix, code, body)
+			}
+		}
+	}
+	send("before", 100)
+	fs.ddb.SetLatency(500 * time.Millisecond)
+	send("slow", 20)
+	fs.ddb.Refuse(true)
+	outageStart := time.Now()
+	send("down", 20)
+	// Keep the table down until the deliver function has met the outage too.
+	for fs.ddb.Stats().Refused < 40 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the deliver function never reached the table during the outage: %+v", fs.ddb.Stats())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	fs.ddb.SetLatency(0)
+	fs.ddb.Refuse(false)
+	outageEnd := time.Now()
+
+	recs := fs.awaitRecordsFinal(t, ctx, accepted)
+	recovered := time.Since(outageEnd)
+	got := tg.delivered()
+	checkDeliveredOnce(t, recs, got, false)
+	for _, id := range refused {
+		if got[id] > 0 {
+			t.Errorf("message %s was answered 503 but delivered %d times", id, got[id])
+		}
+	}
+	t.Logf("storage outage: %d accepted, %d refused with 503 during it, outage %s, every accepted message delivered once %s after it ended (%d refused connections)",
+		len(accepted), len(refused), outageEnd.Sub(outageStart).Round(time.Millisecond), recovered.Round(time.Second), fs.ddb.Stats().Refused)
+}
+
+func TestIntegrationFaultLostStorageAnswers(t *testing.T) {
+	t.Parallel()
+	fs := startFaultStack(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
+	defer cancel()
+	tg := newFaultTarget(t, nil)
+	// Every 30th DynamoDB answer is lost after DynamoDB applied the write: the SDK retries, and
+	// the retry meets a condition its own first try already changed.
+	fs.ddb.DropEvery(30)
+
+	var accepted []string
+	var unavailable, conflicts int
+	for i := range 150 { // without keys: a 409 here can only be the api mistaking its own write
+		code, body := fs.post(ctx, "/v1/messages", newMessage(tg.url(), i))
+		switch code {
+		case http.StatusAccepted:
+			var st status
+			if err := json.Unmarshal(body, &st); err != nil || st.ID == "" {
+				t.Fatalf("202 without an id: %s", body)
+			}
+			accepted = append(accepted, st.ID)
+		case http.StatusServiceUnavailable:
+			unavailable++
+		case http.StatusConflict:
+			conflicts++
+		default:
+			t.Fatalf("POST: %d %s", code, body)
+		}
+	}
+	for b := range 3 {
+		msgs := make([]any, 50)
+		ids := make([]string, 50)
+		for i := range msgs {
+			msgs[i], ids[i] = keyed(tg.url(), fmt.Sprintf("%s-b%d-%d", t.Name(), b, i), i)
+		}
+		code, body := fs.post(ctx, "/v1/messages/batch", map[string]any{"messages": msgs})
+		var out struct {
+			Messages []struct {
+				ID    string `json:"id"`
+				Error *struct {
+					Code string `json:"code"`
+				} `json:"error"`
+			} `json:"messages"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil || len(out.Messages) != 50 {
+			t.Fatalf("batch: %d %s", code, body)
+		}
+		for i, m := range out.Messages {
+			switch {
+			case m.Error == nil:
+				accepted = append(accepted, ids[i])
+			case m.Error.Code == "service_unavailable":
+				unavailable++
+			default:
+				t.Errorf("batch item %d: %s", i, m.Error.Code)
+			}
+		}
+	}
+	if conflicts > 0 {
+		t.Errorf("%d requests without an idempotency key were answered 409", conflicts)
+	}
+	recs := fs.awaitRecordsFinal(t, ctx, accepted)
+	checkDeliveredOnce(t, recs, tg.delivered(), false)
+	t.Logf("lost storage answers: %d accepted, %d answered 503, %d answers of %d dropped; every accepted message delivered once",
+		len(accepted), unavailable, fs.ddb.Stats().Dropped, fs.ddb.Stats().Answers)
+}
+
+func TestIntegrationFaultFlakyTarget(t *testing.T) {
+	t.Parallel()
+	fs := startFaultStack(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
+	defer cancel()
+	// Per 100 pushes: 30 answered 503, 5 reset, 2 hung past the request timeout, the rest 200.
+	tg := newFaultTarget(t, func(n int64, _ *http.Request) int {
+		switch k := n % 100; {
+		case k < 30:
+			return http.StatusServiceUnavailable
+		case k < 35:
+			return 0
+		case k < 37:
+			return -1
+		}
+		return http.StatusOK
+	})
+	msgs := make([]any, 200)
+	ids := make([]string, 200)
+	for i := range msgs {
+		msgs[i], ids[i] = keyed(tg.url(), fmt.Sprintf("%s-%d", t.Name(), i), i)
+	}
+	for _, part := range [][]any{msgs[:100], msgs[100:]} {
+		if code, body := fs.post(ctx, "/v1/messages/batch", map[string]any{"messages": part}); code != http.StatusAccepted {
+			t.Fatalf("batch: %d %s", code, body)
+		}
+	}
+	start := time.Now()
+	recs := fs.awaitRecordsFinal(t, ctx, ids)
+	checkDeliveredOnce(t, recs, tg.delivered(), false)
+	attempts := 0
+	for _, r := range recs {
+		attempts += r.Attempts
+	}
+	t.Logf("flaky target: 200 accepted, all delivered once in %s, %d attempts, %d pushes received",
+		time.Since(start).Round(time.Second), attempts, tg.received.Load())
+}
+
+func TestIntegrationFaultDeliverKilled(t *testing.T) {
+	t.Parallel()
+	fs := startFaultStack(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	// Slow answers keep pushes in flight when the deliver processes are killed.
+	tg := newFaultTarget(t, func(int64, *http.Request) int {
+		time.Sleep(200 * time.Millisecond)
+		return http.StatusOK
+	})
+	msgs := make([]any, 300)
+	ids := make([]string, 300)
+	for i := range msgs {
+		msgs[i], ids[i] = keyed(tg.url(), fmt.Sprintf("%s-%d", t.Name(), i), i)
+	}
+	for i := 0; i < len(msgs); i += 100 {
+		if code, body := fs.post(ctx, "/v1/messages/batch", map[string]any{"messages": msgs[i : i+100]}); code != http.StatusAccepted {
+			t.Fatalf("batch: %d %s", code, body)
+		}
+	}
+	kills := 0
+	for _, at := range []int64{30, 120, 200} {
+		for tg.received.Load() < at {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the target got %d pushes, waiting for %d", tg.received.Load(), at)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		for _, pid := range processesUnder(filepath.Join(fs.buildDir, "DeliverFunction")) {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				kills++
+			}
+		}
+	}
+	if kills == 0 {
+		t.Fatalf("no deliver process found under %s to kill", fs.buildDir)
+	}
+	start := time.Now()
+	recs := fs.awaitRecordsFinal(t, ctx, ids)
+	dups := checkDeliveredOnce(t, recs, tg.delivered(), true)
+	t.Logf("deliver killed: %d processes killed at 3 points, 300 accepted, all delivered, %d delivered twice (in flight when killed), recovered %s after the last kill",
+		kills, dups, time.Since(start).Round(time.Second))
+}
+
+func TestIntegrationFaultMalformedRecords(t *testing.T) {
+	t.Parallel()
+	fs := startFaultStack(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	good := newFaultTarget(t, nil)
+	stale := newFaultTarget(t, nil)
+
+	// The good message is held back in the queue for 5 s, so the bad copies reach the deliver
+	// function first.
+	m, id := keyed(good.url(), t.Name()+"-good", 1)
+	m["delay_seconds"] = 5
+	if code, body := fs.post(ctx, "/v1/messages", m); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	client := awstest.SQS(t)
+	bodies := []string{
+		`not json at all`,
+		`{"id":"` + id + `"}`, // the good message's id, no target, no payload
+		`{"id":"` + id + `","target":{"url":"` + stale.url() + `"},"payload":{"stale":true},"fingerprint":"0000"}`, // a copy bound to another message
+		`{"id":"msg_nope","target":{"url":"` + stale.url() + `"},"payload":{}}`,
+	}
+	for _, b := range bodies {
+		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(fs.queueURL), MessageBody: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := fs.awaitRecordsFinal(t, ctx, []string{id})
+	checkDeliveredOnce(t, recs, good.delivered(), false)
+	if got := good.body(id); !strings.Contains(got, `"user_id":"1"`) {
+		t.Errorf("the good message's target got %q, want its own payload", got)
+	}
+	if n := stale.received.Load(); n != 0 {
+		t.Errorf("the stale and malformed copies' target got %d pushes, want none", n)
+	}
+	// The queue is drained: every malformed copy was acknowledged, none is left to redeliver.
+	for {
+		attrs, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(fs.queueURL),
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if attrs.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)] == "0" &&
+			attrs.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)] == "0" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("records left on the queue: %v", attrs.Attributes)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	t.Logf("malformed records: %d bad copies acknowledged, the good message delivered once with its own payload", len(bodies))
+}
+
+func TestIntegrationFaultQueueOutage(t *testing.T) {
+	t.Parallel()
+	fs := startFaultStack(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	tg := newFaultTarget(t, nil)
+
+	var accepted, refused []string
+	// Answers lost after SQS stored the message: the SDK sends again (SQS stores it twice) or
+	// gives up (the api answers 503 and the stored copy must not be delivered).
+	fs.sqs.DropEvery(3)
+	for i := range 60 {
+		m, id := keyed(tg.url(), fmt.Sprintf("%s-lost-%d", t.Name(), i), i)
+		switch code, body := fs.post(ctx, "/v1/messages", m); code {
+		case http.StatusAccepted, http.StatusOK:
+			accepted = append(accepted, id)
+		case http.StatusServiceUnavailable:
+			refused = append(refused, id)
+		default:
+			t.Fatalf("POST: %d %s", code, body)
+		}
+	}
+	fs.sqs.DropEvery(0)
+	fs.sqs.Refuse(true)
+	var down []map[string]any
+	for i := range 20 {
+		m, id := keyed(tg.url(), fmt.Sprintf("%s-down-%d", t.Name(), i), i)
+		if code, body := fs.post(ctx, "/v1/messages", m); code != http.StatusServiceUnavailable {
+			t.Fatalf("POST while the queue is down: %d %s, want 503", code, body)
+		}
+		down = append(down, m)
+		refused = append(refused, id)
+	}
+	fs.sqs.Refuse(false)
+	// The caller retries what was refused, with the same keys: each is then delivered once.
+	var retried []string
+	for i, m := range down {
+		code, body := fs.post(ctx, "/v1/messages", m)
+		if code != http.StatusAccepted && code != http.StatusOK {
+			t.Fatalf("retry %d after the outage: %d %s", i, code, body)
+		}
+		retried = append(retried, message.IDForKey(m["idempotency_key"].(string)))
+	}
+	recs := fs.awaitRecordsFinal(t, ctx, append(slices.Clone(accepted), retried...))
+	got := tg.delivered()
+	checkDeliveredOnce(t, recs, got, false)
+	for _, id := range refused {
+		if !slices.Contains(retried, id) && got[id] > 0 {
+			t.Errorf("message %s was answered 503 and never retried, but delivered %d times", id, got[id])
+		}
+	}
+	// What was refused and not retried leaves no record behind that says it will be delivered.
+	for _, id := range refused {
+		if slices.Contains(retried, id) {
+			continue
+		}
+		rec, err := fs.records.Get(ctx, id)
+		if err == nil && !rec.Status.Final() {
+			t.Errorf("message %s was answered 503, yet its record says %s", id, rec.Status)
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("queue outage: %d accepted and %d refused while SQS answers were lost (%d of %d dropped), 20 refused while it was down and delivered once when retried",
+		len(accepted), len(refused)-20, fs.sqs.Stats().Dropped, fs.sqs.Stats().Answers)
+}
