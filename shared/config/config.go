@@ -1,5 +1,5 @@
-// Package config reads pushfn's settings (DESIGN §8) from the environment once, at start, into a
-// typed and validated Config; a bad value is an error naming the variable.
+// Package config reads pushfn's settings from the environment once, at start, into a typed and
+// validated Config; a bad value is an error naming the variable.
 //
 // Ships in all three functions.
 package config
@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Config is every setting of DESIGN §8, parsed and validated.
+// Config is every setting a function reads from its environment, parsed and validated.
 type Config struct {
 	QueueURL            string
 	TableName           string
