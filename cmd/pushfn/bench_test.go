@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -50,12 +52,37 @@ func TestBenchAndReceiverRefuseBadFlags(t *testing.T) {
 	}
 }
 
-func TestReceiverStopsWithItsContext(t *testing.T) {
+// TestReceiverServesUntilItsContextEnds starts the receiver command, waits until it answers,
+// then ends its context: the command must return nil and stop accepting connections.
+func TestReceiverServesUntilItsContextEnds(t *testing.T) {
 	t.Parallel()
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- receiverCmd(ctx, []string{"--addr", "127.0.0.1:0", "--quiet"}) }()
-	time.Sleep(50 * time.Millisecond) // let it listen; the test holds either way
+	go func() { done <- receiverCmd(ctx, []string{"--addr", addr, "--quiet"}) }()
+
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.Get("http://" + addr + receiver.StatsPath)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s = %d, want 200", receiver.StatsPath, resp.StatusCode)
+			}
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the receiver ended before it answered: %v", err)
+		case <-time.After(10 * time.Millisecond): // poll until it listens
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver did not answer on %s: %v", addr, err)
+		}
+	}
+
 	cancel()
 	select {
 	case err := <-done:
@@ -65,4 +92,23 @@ func TestReceiverStopsWithItsContext(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("receiver did not stop")
 	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		_ = c.Close()
+		t.Fatalf("%s still accepts connections after the receiver stopped", addr)
+	}
+}
+
+// freeAddr returns a loopback address with a port no one listened on a moment ago, for a command
+// that takes an address rather than a listener.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }

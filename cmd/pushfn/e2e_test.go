@@ -38,8 +38,8 @@ type e2eStack struct {
 	api      string // http://127.0.0.1:port
 	table    string
 	queue    string
-	key      []byte // the signing key
-	logs     lockedBuffer
+	key      []byte        // the signing key
+	logs     *lockedBuffer // pushfn run's stderr: its own lines and the functions' log lines
 }
 
 // stackOptions change what startStackWith runs.
@@ -83,7 +83,9 @@ func startStackWith(t *testing.T, o stackOptions) *e2eStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = &s.logs
+	logs := &lockedBuffer{}
+	s.logs = logs
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +294,53 @@ func TestIntegrationE2E(t *testing.T) {
 		}
 		if len(counts) != 200 {
 			t.Errorf("%d distinct messages arrived, want 200", len(counts))
+		}
+	})
+
+	t.Run("logs: the functions' lines name the function and the invocation", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		r := newTarget(t, s.key, 200, 0, 0)
+		var accepted status
+		if code := s.do(t, ctx, http.MethodPost, "/v1/messages", newMessage(r.url(), 0), &accepted); code != http.StatusAccepted {
+			t.Fatalf("POST: %d, want 202", code)
+		}
+		s.awaitFinal(t, ctx, accepted.ID)
+		var lines []map[string]any
+		for found := false; !found; {
+			lines = lines[:0]
+			for l := range strings.Lines(s.logs.String()) {
+				var m map[string]any
+				if json.Unmarshal([]byte(l), &m) == nil {
+					lines = append(lines, m)
+					found = found || m["msg"] == "delivery" && m["message_id"] == accepted.ID
+				}
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("no delivery line for %s in pushfn run's log:\n%s", accepted.ID, tail(s.logs.String(), 30))
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		seen, bad := map[string]int{}, map[string]int{}
+		for _, m := range lines {
+			fn := map[any]string{"request": "ApiFunction", "delivery": "DeliverFunction"}[m["msg"]]
+			if fn == "" {
+				continue
+			}
+			seen[fn]++
+			if id, _ := m["function_request_id"].(string); m["function_name"] != fn || id == "" {
+				if bad[fn]++; bad[fn] == 1 {
+					t.Errorf("%s's line %v: want function_name %s and a function_request_id", fn, m, fn)
+				}
+			}
+		}
+		if len(bad) > 0 {
+			t.Errorf("lines without the function or the invocation: %v of %v", bad, seen)
+		}
+		if seen["ApiFunction"] == 0 || seen["DeliverFunction"] == 0 {
+			t.Errorf("request and delivery lines: %v, want some of each", seen)
 		}
 	})
 

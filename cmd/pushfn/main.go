@@ -1,5 +1,8 @@
-// Command pushfn is the developer CLI: local emulators, setup of the local table and queues, and
-// (added by later work) the local stack, local invoke and benchmarks. It is never deployed.
+// Command pushfn is the developer CLI that runs pushfn on one machine without AWS: it starts the
+// local SQS and DynamoDB emulators and creates the table and queues in them, runs the whole stack
+// (the api function behind a local HTTP API, the deliver function fed from the queue), invokes a
+// function binary once with an event as sam local invoke would, serves a loopback push receiver,
+// and benchmarks the deliver handler and a plain Go worker pool on one batch. It is never deployed.
 package main
 
 import (
@@ -30,7 +33,7 @@ var commands = []command{
 		return invokeCommand(ctx, args, os.Stdout, os.Stderr)
 	}},
 	{"receiver", "a loopback push receiver that prints, verifies and counts pushes", receiverCmd},
-	{"bench", "bench deliver: time the deliver handler on one synthetic batch (DESIGN §11)", benchCmd},
+	{"bench", "bench deliver|pool: time the deliver handler, or a plain Go worker pool, on one synthetic batch", benchCmd},
 }
 
 func main() {

@@ -1,26 +1,27 @@
-// Command api is the HTTP API function (DESIGN §2) behind API Gateway: wiring only.
+// Command api is the HTTP API function behind API Gateway (payload format 2.0): wiring only.
 package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/httpapi"
 	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/logging"
 )
 
 func main() {
 	cfg, err := config.Load(os.Getenv)
+	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
 	if err != nil {
-		slog.Error("start", "error", err)
+		logger.Error("start", "error", err)
 		os.Exit(1)
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	aws, err := awsconfig.LoadDefaultConfig(context.Background())
 	if err != nil {
 		logger.Error("load AWS configuration", "error", err)

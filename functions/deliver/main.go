@@ -1,19 +1,21 @@
-// Command deliver is the delivery function (DESIGN §4): SQS batches in, partial batch responses out.
+// Command deliver is the delivery function: SQS batches in, each record pushed to its target
+// concurrently, partial batch responses out. Wiring only.
 package main
 
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/deliver"
+	"github.com/pushfn/pushfn/shared/logging"
 	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/store"
 )
@@ -23,25 +25,17 @@ var version = "dev" // set with -ldflags "-X main.version=..."
 func main() {
 	deliver.TuneGC(os.Getenv)
 	cfg, err := config.Load(os.Getenv)
+	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
 	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
 	if err = errors.Join(err, awsErr); err != nil {
-		slog.Error("deliver: configuration", "error", err.Error())
+		logger.Error("start", "error", err.Error())
 		os.Exit(1)
 	}
 	push.ReserveFDs(cfg.MaxConcurrency + push.FDMargin) // one connection per delivery in flight
-	sender := push.NewClient(push.Options{
-		MaxPerHost:   cfg.MaxPerHost,
-		AllowPrivate: cfg.AllowPrivateTargets,
-		Keys:         cfg.SigningSecrets,
-		Version:      version,
-	})
 	h := &deliver.Handler{
-		Store:    store.NewDynamoDB(dynamodb.NewFromConfig(aws), cfg.TableName, cfg.RecordTTL),
-		Sender:   sender,
-		Queue:    sqs.NewFromConfig(aws),
-		QueueURL: cfg.QueueURL,
-		Config:   cfg,
-		Log:      slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})),
+		Store:  store.NewDynamoDB(dynamodb.NewFromConfig(aws), cfg.TableName, cfg.RecordTTL),
+		Sender: push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version}),
+		Queue:  sqs.NewFromConfig(aws), QueueURL: cfg.QueueURL, Config: cfg, Log: logger,
 	}
 	lambda.Start(h.Handle)
 }

@@ -1,26 +1,28 @@
-// Command relay is the event relay function (DESIGN §5, EventBridge/SNS/direct): wiring only.
+// Command relay is the event relay function (EventBridge events, SNS notifications and direct
+// invocations in, messages queued as the API queues them): wiring only.
 package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/logging"
 	"github.com/pushfn/pushfn/shared/relay"
 )
 
 func main() {
 	cfg, err := config.Load(os.Getenv)
+	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
 	if err != nil {
-		slog.Error("start", "error", err)
+		logger.Error("start", "error", err)
 		os.Exit(1)
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	aws, err := awsconfig.LoadDefaultConfig(context.Background())
 	if err != nil {
 		logger.Error("load AWS configuration", "error", err)

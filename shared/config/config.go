@@ -1,5 +1,5 @@
-// Package config reads pushfn's settings (the README's Configuration table) from the environment once, at start, into a
-// typed and validated Config; a bad value is an error naming the variable.
+// Package config reads pushfn's settings from the environment once, at start, into a typed and
+// validated Config; a bad value is an error naming the variable.
 //
 // Ships in all three functions.
 package config
@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Config is every setting of the README's Configuration table, parsed and validated.
+// Config is every setting a function reads from its environment, parsed and validated.
 type Config struct {
 	QueueURL            string
 	TableName           string
@@ -29,7 +29,7 @@ type Config struct {
 	SigningSecrets      [][]byte // decoded from the whsec_<base64> form, in the order given
 	AllowPrivateTargets bool
 	AllowHTTPTargets    bool
-	LogLevel            slog.Level
+	LogLevel            slog.Level // LOG_LEVEL, or AWS_LAMBDA_LOG_LEVEL when Lambda sets it
 }
 
 // Limits on settings: SQS caps visibility timeouts at 12 hours and message size at 1 MiB, and
@@ -87,6 +87,8 @@ var settings = []setting{
 	{name: "ALLOW_PRIVATE_TARGETS", required: false, parse: boolean(func(c *Config) *bool { return &c.AllowPrivateTargets })},
 	{name: "ALLOW_HTTP_TARGETS", required: false, parse: boolean(func(c *Config) *bool { return &c.AllowHTTPTargets })},
 	{name: "LOG_LEVEL", required: false, parse: parseLevel},
+	// After LOG_LEVEL, so it wins: Lambda sets it from the function's ApplicationLogLevel.
+	{name: "AWS_LAMBDA_LOG_LEVEL", required: false, parse: parseLambdaLevel},
 }
 
 // Load reads the settings through getenv (os.Getenv in main, a map in tests). It reports every
@@ -170,6 +172,23 @@ func boolean(field func(*Config) *bool) func(*Config, string) error {
 func parseLevel(c *Config, v string) error {
 	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 		return errors.New("must be debug, info, warn or error")
+	}
+	return nil
+}
+
+// parseLambdaLevel reads a Lambda application log level (TRACE, DEBUG, INFO, WARN, ERROR or
+// FATAL), so the level an operator sets in the function's logging configuration is the one the
+// code logs at. TRACE and FATAL, which slog lacks, lie beyond DEBUG and ERROR.
+func parseLambdaLevel(c *Config, v string) error {
+	switch strings.ToUpper(v) {
+	case "TRACE":
+		c.LogLevel = slog.LevelDebug - 4
+	case "FATAL":
+		c.LogLevel = slog.LevelError + 4
+	case "DEBUG", "INFO", "WARN", "ERROR":
+		return c.LogLevel.UnmarshalText([]byte(v))
+	default:
+		return errors.New("must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL")
 	}
 	return nil
 }

@@ -76,6 +76,7 @@ func TestLoadRefuses(t *testing.T) {
 		{"secret base64", "SIGNING_SECRETS", "whsec_!!!"},
 		{"bool", "ALLOW_HTTP_TARGETS", "maybe"},
 		{"level", "LOG_LEVEL", "loud"},
+		{"lambda level", "AWS_LAMBDA_LOG_LEVEL", "loud"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,7 +106,35 @@ func TestLoadNeverEchoesSecrets(t *testing.T) {
 
 func TestNamesCoversEveryVariable(t *testing.T) {
 	t.Parallel()
-	if got := len(Names()); got != 14 {
-		t.Fatalf("Names() has %d variables, the README's Configuration table lists 14", got)
+	// pushfn's 14 settings, and the level Lambda sets from the function's logging configuration.
+	if got := len(Names()); got != 15 {
+		t.Fatalf("Names() has %d variables, want 15", got)
+	}
+}
+
+func TestLambdaLogLevelWins(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		logLevel, lambdaLevel string
+		want                  slog.Level
+	}{
+		{"", "", slog.LevelInfo},
+		{"debug", "", slog.LevelDebug},
+		{"", "WARN", slog.LevelWarn},
+		{"debug", "ERROR", slog.LevelError},
+		{"error", "DEBUG", slog.LevelDebug},
+		{"info", "TRACE", slog.LevelDebug - 4},
+		{"info", "FATAL", slog.LevelError + 4},
+	}
+	for _, tt := range tests {
+		m := base()
+		m["LOG_LEVEL"], m["AWS_LAMBDA_LOG_LEVEL"] = tt.logLevel, tt.lambdaLevel
+		c, err := Load(env(m))
+		if err != nil {
+			t.Fatalf("LOG_LEVEL=%q AWS_LAMBDA_LOG_LEVEL=%q: %v", tt.logLevel, tt.lambdaLevel, err)
+		}
+		if c.LogLevel != tt.want {
+			t.Errorf("LOG_LEVEL=%q AWS_LAMBDA_LOG_LEVEL=%q: level %v, want %v", tt.logLevel, tt.lambdaLevel, c.LogLevel, tt.want)
+		}
 	}
 }

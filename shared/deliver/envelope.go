@@ -16,6 +16,14 @@ var errSlowPath = errors.New("envelope needs the general decoder")
 // pushfn writes them (known keys once each, no escapes in keys or strings) take a fast path that
 // scans the body once and copies nothing: the payload and the strings alias body, which is
 // immutable. Anything else goes through encoding/json.
+//
+// The fast path earns its place on the whole-batch benchmark (pushfn bench deliver: 10,000
+// records of 1 KiB to a loopback receiver), measured on 2026-12-02 against a build whose
+// decodeEnvelope is json.Unmarshal alone, the two alternated in one run on a shared 2-core
+// machine, 26 runs each: median throughput +19 % and +27 % (two rounds) at 0 ms latency and
+// concurrency 100, +8 % and +3 % at 50 ms and concurrency 1,000; CPU per batch 19 to 29 % lower
+// in every round. Per envelope (BenchmarkDecodeEnvelope) it takes about 1 µs and 1 allocation
+// where encoding/json takes about 7 µs and 12.
 func decodeEnvelope(body string) (message.Envelope, error) {
 	env, err := fastEnvelope(body)
 	if err == nil {

@@ -31,6 +31,13 @@ var envelopeSeeds = []string{
 	`{"id":"x","target":{"headers":{"a":1}},"payload":1}`,
 	`{"id":"x","extra":[1,2],"payload":1}`,
 	`{"id":"héllo","payload":"\ud800"}`,
+	`{"id":"msg_f","fingerprint":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","target":{"url":"https://e.com"},"payload":1}`,
+	`{"id":"x","payload":1,"fingerprint":""}`,
+	`{"id":"x","payload":1,"fingerprint":null}`,
+	`{"id":"x","payload":1,"fingerprint":"a\u0062c"}`,
+	`{"id":"x","payload":1,"fingerprint":"a","fingerprint":"b"}`,
+	`{"id":"x","payload":1,"Fingerprint":"folded"}`,
+	`{"id":"x","payload":1,"fingerprint":7}`,
 	`[]`, ``, `{`, `null`,
 }
 
@@ -84,7 +91,7 @@ func checkEnvelope(t *testing.T, s string) {
 }
 
 func equalEnvelopes(a, b message.Envelope) bool {
-	if a.ID != b.ID || a.Target.URL != b.Target.URL || string(a.Payload) != string(b.Payload) || !reflect.DeepEqual(a.Target.Headers, b.Target.Headers) {
+	if a.ID != b.ID || a.Fingerprint != b.Fingerprint || a.Target.URL != b.Target.URL || string(a.Payload) != string(b.Payload) || !reflect.DeepEqual(a.Target.Headers, b.Target.Headers) {
 		return false
 	}
 	if (a.ExpiresAt == nil) != (b.ExpiresAt == nil) {
@@ -95,7 +102,8 @@ func equalEnvelopes(a, b message.Envelope) bool {
 
 func BenchmarkDecodeEnvelope(b *testing.B) {
 	body, _ := json.Marshal(message.Envelope{ID: message.NewID(time.Now()), Target: message.Target{URL: "https://hooks.example.com/push"},
-		Payload: json.RawMessage(`{"d":"` + strings.Repeat("x", 1016) + `"}`)})
+		Payload:     json.RawMessage(`{"d":"` + strings.Repeat("x", 1016) + `"}`),
+		Fingerprint: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})
 	s := string(body)
 	b.Run("fast", func(b *testing.B) {
 		b.SetBytes(int64(len(s)))

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // API is the part of the SQS client a Producer calls; *sqs.Client has it.
@@ -125,17 +125,17 @@ func NewProducer(api API, queueURL string) *Producer {
 // entry's failure never holds up the others.
 func (p *Producer) Send(ctx context.Context, entries []Entry) []error {
 	errs := make([]error, len(entries))
-	chunks := p.chunks(entries, errs)
-	sem := make(chan struct{}, max(p.Concurrency, 1))
-	var wg sync.WaitGroup
-	for _, chunk := range chunks {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+	// A plain Group, not WithContext: each chunk records its own outcome in errs and returns
+	// nil, so one chunk's failure never cancels the others.
+	var g errgroup.Group
+	g.SetLimit(max(p.Concurrency, 1))
+	for _, chunk := range p.chunks(entries, errs) {
+		g.Go(func() error {
 			p.sendChunk(ctx, entries, chunk, errs)
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every function returns nil
 	return errs
 }
 

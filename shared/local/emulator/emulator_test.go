@@ -158,6 +158,9 @@ func TestIntegrationUpDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second Up: %v", err)
 	}
+	if len(second) != 2 {
+		t.Fatalf("second Up returned %d states, want 2", len(second))
+	}
 	for _, st := range second {
 		if st.Started || !st.Running || st.PID != pids[st.Name] {
 			t.Errorf("second Up changed %s: %+v, want pid %d running, not started", st.Name, st, pids[st.Name])
@@ -184,6 +187,9 @@ func TestIntegrationUpDown(t *testing.T) {
 	states, err := Status(ctx, o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(states) != 2 {
+		t.Fatalf("Status after Down returned %d states, want 2", len(states))
 	}
 	for _, st := range states {
 		if st.Running {

@@ -1,0 +1,54 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/pushfn/pushfn/shared/logging"
+	"github.com/pushfn/pushfn/shared/message"
+)
+
+// TestEveryLogLineCarriesTheRequestID relays events that log on every path (relayed, invalid,
+// not an event, queue failure) with the function's logger, as the Lambda runtime calls Handle,
+// and checks each line names the invocation.
+func TestEveryLogLineCarriesTheRequestID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var buf bytes.Buffer
+	log := logging.New(&buf, slog.LevelDebug, "RelayFunction")
+	b.h.Logger, b.h.Enqueuer.Logger = log, log
+	b.prod.Fail = func(env message.Envelope) bool { return strings.HasSuffix(env.Target.URL, "/fail") }
+
+	evs := []string{
+		eventBridge("ev-1", okMessage),
+		sns("sns-1", `{"payload":1}`),
+		`[1, 2]`,
+		eventBridge("ev-2", `{"target":{"url":"https://hooks.example.com/fail"},"payload":1}`),
+	}
+	for i, ev := range evs {
+		ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-" + string(rune('a'+i))})
+		_, _ = b.h.Handle(ctx, json.RawMessage(ev)) // the queue failure is an error, for the source to retry
+	}
+
+	lines, queueWarned := 0, false
+	for l := range strings.Lines(buf.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		lines++
+		queueWarned = queueWarned || m["msg"] == "queue message"
+		if id, _ := m[logging.RequestIDKey].(string); !strings.HasPrefix(id, "req-") || m[logging.FunctionNameKey] != "RelayFunction" {
+			t.Errorf("line without the invocation or the function: %s", l)
+		}
+	}
+	if lines < len(evs) || !queueWarned {
+		t.Fatalf("%d lines (want at least one per event, and the queue failure's warning):\n%s", lines, buf.String())
+	}
+}
