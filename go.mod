@@ -10,6 +10,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.73.2
 	github.com/aws/aws-sdk-go-v2/service/sqs v1.52.11
 	github.com/awslabs/goformation/v7 v7.14.9
+	golang.org/x/sync v0.25.0
 )
 
 require (
