@@ -311,7 +311,7 @@ func TestItemsOf(t *testing.T) {
 	want := `{"messages":[{"id":"msg_a","status":"accepted","idempotency_key":"a","replayed":false},` +
 		`{"id":"msg_b","status":"delivered","replayed":true},` +
 		`{"id":"msg_c","error":{"code":"idempotency_key_reused","message":"this idempotency key was already used for a different message; use a new key"}},` +
-		`{"id":"msg_d","error":{"code":"service_unavailable","message":"the message could not be queued and nothing was kept; retry later (with the same idempotency key, if any)"}}]}`
+		`{"id":"msg_d","error":{"code":"service_unavailable","message":"the message could not be queued; retry later (with the same idempotency key, if any)"}}]}`
 	if string(body) != want {
 		t.Fatalf("items =\n%s\nwant\n%s", body, want)
 	}
