@@ -135,6 +135,12 @@ type job struct {
 //     most maxRounds times, then answers 409.
 //   - A replay whose own send (or mark) fails answers 503 and leaves the record alone.
 //
+// Two answers cannot know everything, and say so in the README: a replay whose own send fails
+// answers 503 although the first request may have answered 202 (that answer still holds); and
+// when a send fails after the queue stored its copy and the undo fails too, the answer is 503
+// although that copy may be delivered. Either way a retry with the same key delivers the message
+// once. Closing them would need a second write on every message's happy path.
+//
 // The happy path stays at one store write per message and one batched send; replays cost more.
 func (e *Enqueuer) Enqueue(ctx context.Context, msgs []message.Message) []Result {
 	now := e.now()

@@ -319,3 +319,46 @@ func TestItemsOf(t *testing.T) {
 		t.Fatalf("RetryAfterSeconds = %d, want 2", got)
 	}
 }
+
+// panickyStore panics in Create for the key boom, and in MarkReplayed always.
+type panickyStore struct {
+	*store.Memory
+}
+
+func (s panickyStore) Create(ctx context.Context, rec message.Record) error {
+	if rec.IdempotencyKey == "boom" {
+		panic("boom")
+	}
+	return s.Memory.Create(ctx, rec)
+}
+
+func (s panickyStore) MarkReplayed(context.Context, string, string, time.Time) (message.Record, error) {
+	panic("boom in mark")
+}
+
+func TestEnqueuePanicFailsOnlyItsMessage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.enq.Store = panickyStore{Memory: b.store}
+	ms := messages(40, "k")
+	ms[17].IdempotencyKey = "boom"
+	rs := b.enq.Enqueue(t.Context(), ms)
+	for i, r := range rs {
+		switch {
+		case i == 17 && (r.Err == nil || ingest.ErrorOf(r.Err).Code != ingest.CodeInternal):
+			t.Fatalf("result of the panicking message = %+v, want an internal error", r)
+		case i != 17 && (r.Err != nil || r.Status != message.Accepted):
+			t.Fatalf("result %d = %+v, want accepted", i, r)
+		}
+	}
+	if n := len(b.prod.Entries()); n != 39 {
+		t.Fatalf("%d queued, want 39", n)
+	}
+	// A panic while settling a replay fails that replay alone.
+	rs = b.enq.Enqueue(t.Context(), messages(3, "k"))
+	for i, r := range rs {
+		if r.Err == nil || ingest.ErrorOf(r.Err).Code != ingest.CodeInternal || r.Replayed {
+			t.Fatalf("replay %d whose mark panicked = %+v, want an internal error", i, r)
+		}
+	}
+}
