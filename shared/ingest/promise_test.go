@@ -501,3 +501,20 @@ func TestReplayWhoseRecordKeepsBeingReplacedIsInProgress(t *testing.T) {
 	}
 	d.wantDeliveredOnce(t, first.ID, m)
 }
+
+// The one case a 503 cannot know: the send failed after the queue stored its copy, and the undo
+// failed too. The record stays accepted and the stored copy is delivered although the answer
+// was 503; a retry with the same key answers 200 and the message is still pushed only once.
+func TestAmbiguousSendAndFailedUndo(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	d := newDeliverer(b)
+	b.enq.Store = &undoStore{Memory: b.store, fail: true}
+	b.prod.Ambiguous = func(message.Envelope) bool { return true }
+	m := newMessage("order-13", `{"n":13}`)
+	first := enqueueOne(t, b, m)
+	wantUnavailable(t, "first", first)
+	b.prod.Ambiguous = nil
+	wantReplayed(t, "retry", enqueueOne(t, b, m), message.Accepted)
+	d.wantDeliveredOnce(t, first.ID, m)
+}
