@@ -115,8 +115,8 @@ func TestEnqueueReplay(t *testing.T) {
 		wantStatus message.Status
 		wantSent   int // entries queued by the replay
 	}{
-		{name: "accepted, settled: queued again", advance: 2 * time.Minute, wantStatus: message.Accepted, wantSent: 1},
-		{name: "accepted, in flight", advance: time.Second, wantErr: ingest.ErrInProgress},
+		{name: "accepted, at once: queued again", wantStatus: message.Accepted, wantSent: 1},
+		{name: "accepted, later: queued again", advance: 2 * time.Minute, wantStatus: message.Accepted, wantSent: 1},
 		{name: "delivered", advance: time.Second, status: message.Delivered, wantStatus: message.Delivered},
 		{name: "retrying", advance: 2 * time.Minute, status: message.Retrying, wantStatus: message.Retrying},
 		{name: "different delay and expiry are a replay", advance: 2 * time.Minute, status: message.Failed, wantStatus: message.Failed,
@@ -153,13 +153,42 @@ func TestEnqueueReplay(t *testing.T) {
 			if tt.wantErr == nil && (!r.Replayed || r.Status != tt.wantStatus) {
 				t.Fatalf("replay = %+v, want replayed with status %s", r, tt.wantStatus)
 			}
-			if errors.Is(tt.wantErr, ingest.ErrInProgress) && r.RetryAfter <= 0 {
-				t.Fatalf("RetryAfter = %v", r.RetryAfter)
+			envs := b.prod.Envelopes()
+			if len(envs) != 1+tt.wantSent {
+				t.Fatalf("%d entries queued in all, want %d", len(envs), 1+tt.wantSent)
 			}
-			if entries := b.prod.Entries(); len(entries) != 1+tt.wantSent {
-				t.Fatalf("%d entries queued in all, want %d", len(entries), 1+tt.wantSent)
+			for _, env := range envs {
+				if env.Fingerprint != envs[0].Fingerprint || env.Fingerprint == "" {
+					t.Fatalf("copies carry fingerprints %q and %q, want the record's in each", envs[0].Fingerprint, env.Fingerprint)
+				}
 			}
 		})
+	}
+}
+
+func TestEnqueueReplayOfMarkedRecordQueuesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	m := newMessage("order-42", `{"n":1}`)
+	first := b.enq.Enqueue(t.Context(), []message.Message{m})[0]
+	replay := b.enq.Enqueue(t.Context(), []message.Message{m})[0]
+	if first.Err != nil || replay.Err != nil || !replay.Replayed {
+		t.Fatalf("first = %+v, replay = %+v", first, replay)
+	}
+	writes, _ := b.store.Counts()
+	// The first replay queued a copy and marked the record: the next ones know a copy is queued
+	// and answer with one refused create, queuing nothing.
+	for range 3 {
+		r := b.enq.Enqueue(t.Context(), []message.Message{m})[0]
+		if r.Err != nil || !r.Replayed || r.Status != message.Accepted {
+			t.Fatalf("replay of a marked record = %+v", r)
+		}
+	}
+	if n := len(b.prod.Entries()); n != 2 {
+		t.Fatalf("%d copies queued, want 2 (the first request's and the first replay's)", n)
+	}
+	if after, _ := b.store.Counts(); after-writes != 3 {
+		t.Fatalf("3 replays of a marked record made %d writes, want 3 refused creates", after-writes)
 	}
 }
 
@@ -243,23 +272,27 @@ func TestEnqueueConcurrentSameKey(t *testing.T) {
 		if rs[0].ID != rs[1].ID {
 			t.Fatalf("ids %s and %s", rs[0].ID, rs[1].ID)
 		}
-		if entries := b.prod.Entries(); len(entries) != 1 {
-			t.Fatalf("%d messages queued, want 1", len(entries))
+		// One creates and queues; the other finds the record accepted, queues its own copy and
+		// marks the record: both succeed, and delivery deduplicates the two copies.
+		if entries := b.prod.Entries(); len(entries) != 2 {
+			t.Fatalf("%d copies queued, want 2", len(entries))
 		}
-		if writes, _ := b.store.Counts(); writes != 2 {
-			t.Fatalf("%d writes, want 2 creates (one refused)", writes)
+		if writes, _ := b.store.Counts(); writes != 3 {
+			t.Fatalf("%d writes, want 3 (two creates, one refused, and a mark)", writes)
 		}
-		ok := 0
+		replayed := 0
 		for _, r := range rs {
-			if r.Err == nil {
-				ok++
-			} else if !errors.Is(r.Err, ingest.ErrInProgress) {
-				t.Fatalf("unexpected error %v", r.Err)
+			if r.Err != nil || r.Status != message.Accepted {
+				t.Fatalf("result %+v, want accepted", r)
+			}
+			if r.Replayed {
+				replayed++
 			}
 		}
-		if ok != 1 {
-			t.Fatalf("%d requests accepted, want 1 (the other told to retry)", ok)
+		if replayed != 1 {
+			t.Fatalf("%d requests replayed, want 1 (the other accepted)", replayed)
 		}
+		newDeliverer(b).wantDeliveredOnce(t, rs[0].ID, m)
 	}
 }
 
@@ -278,11 +311,54 @@ func TestItemsOf(t *testing.T) {
 	want := `{"messages":[{"id":"msg_a","status":"accepted","idempotency_key":"a","replayed":false},` +
 		`{"id":"msg_b","status":"delivered","replayed":true},` +
 		`{"id":"msg_c","error":{"code":"idempotency_key_reused","message":"this idempotency key was already used for a different message; use a new key"}},` +
-		`{"id":"msg_d","error":{"code":"service_unavailable","message":"the message could not be queued and nothing was kept; retry later (with the same idempotency key, if any)"}}]}`
+		`{"id":"msg_d","error":{"code":"service_unavailable","message":"the message could not be queued; retry later (with the same idempotency key, if any)"}}]}`
 	if string(body) != want {
 		t.Fatalf("items =\n%s\nwant\n%s", body, want)
 	}
 	if got := ingest.RetryAfterSeconds(rs...); got != 2 {
 		t.Fatalf("RetryAfterSeconds = %d, want 2", got)
+	}
+}
+
+// panickyStore panics in Create for the key boom, and in MarkReplayed always.
+type panickyStore struct {
+	*store.Memory
+}
+
+func (s panickyStore) Create(ctx context.Context, rec message.Record) error {
+	if rec.IdempotencyKey == "boom" {
+		panic("boom")
+	}
+	return s.Memory.Create(ctx, rec)
+}
+
+func (s panickyStore) MarkReplayed(context.Context, string, string, time.Time) (message.Record, error) {
+	panic("boom in mark")
+}
+
+func TestEnqueuePanicFailsOnlyItsMessage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.enq.Store = panickyStore{Memory: b.store}
+	ms := messages(40, "k")
+	ms[17].IdempotencyKey = "boom"
+	rs := b.enq.Enqueue(t.Context(), ms)
+	for i, r := range rs {
+		switch {
+		case i == 17 && (r.Err == nil || ingest.ErrorOf(r.Err).Code != ingest.CodeInternal):
+			t.Fatalf("result of the panicking message = %+v, want an internal error", r)
+		case i != 17 && (r.Err != nil || r.Status != message.Accepted):
+			t.Fatalf("result %d = %+v, want accepted", i, r)
+		}
+	}
+	if n := len(b.prod.Entries()); n != 39 {
+		t.Fatalf("%d queued, want 39", n)
+	}
+	// A panic while settling a replay fails that replay alone.
+	rs = b.enq.Enqueue(t.Context(), messages(3, "k"))
+	for i, r := range rs {
+		if r.Err == nil || ingest.ErrorOf(r.Err).Code != ingest.CodeInternal || r.Replayed {
+			t.Fatalf("replay %d whose mark panicked = %+v, want an internal error", i, r)
+		}
 	}
 }

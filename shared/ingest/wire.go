@@ -79,9 +79,9 @@ func ErrorOf(err error) Error {
 	case errors.Is(err, ErrKeyReused):
 		return Error{Code: CodeKeyReused, Message: "this idempotency key was already used for a different message; use a new key"}
 	case errors.Is(err, ErrInProgress):
-		return Error{Code: CodeInProgress, Message: "a request with this idempotency key is still being processed; retry after the delay given"}
+		return Error{Code: CodeInProgress, Message: "other requests with this idempotency key are recording its message at this moment; retry after the delay given"}
 	case errors.Is(err, ErrUnavailable):
-		return Error{Code: CodeUnavailable, Message: "the message could not be queued and nothing was kept; retry later (with the same idempotency key, if any)"}
+		return Error{Code: CodeUnavailable, Message: "the message could not be queued; retry later (with the same idempotency key, if any)"}
 	default:
 		return Error{Code: CodeInternal, Message: "the message could not be accepted because of an internal error"}
 	}

@@ -81,4 +81,11 @@ type Record struct {
 	DeliveredAt    time.Time  // zero until delivered
 	ExpiresAt      *time.Time // the message's own expiry, if any
 	TTL            time.Time  // when DynamoDB may delete the record; set by the store on every write
+
+	// CreateToken is the random token of the create that wrote the record: a create whose answer
+	// was lost recognises its own write by it, and only that create's undo may remove the record.
+	CreateToken string
+	// Replayed is set once a replay has queued a copy of the message while this record existed,
+	// so the undo of the request that created it leaves it in place.
+	Replayed bool
 }

@@ -61,6 +61,8 @@ const (
 	attrDeliveredAt    = "delivered_at"
 	attrExpiresAt      = "expires_at"
 	attrTTL            = "ttl" // epoch seconds: DynamoDB's TTL attribute
+	attrCreateToken    = "create_token"
+	attrReplayed       = "replayed" // a boolean, present only once set
 )
 
 // Create implements Store.
@@ -78,7 +80,12 @@ func (d *DynamoDB) Create(ctx context.Context, rec message.Record) error {
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
-		return d.conflict("create", rec.ID, err, func(message.Record) error { return ErrExists })
+		err = d.conflict("create", rec.ID, err, func(message.Record) error { return ErrExists })
+		var c *ConflictError
+		if rec.CreateToken != "" && errors.As(err, &c) && c.Record.CreateToken == rec.CreateToken {
+			return nil
+		}
+		return err
 	}
 	return nil
 }
@@ -205,23 +212,76 @@ func (d *DynamoDB) Finish(ctx context.Context, id string, o Outcome) (message.Re
 	return d.written("finish", id, out.Attributes)
 }
 
-// Delete implements Store.
-func (d *DynamoDB) Delete(ctx context.Context, id string) error {
+// Delete implements Store. A delete whose answer was lost is retried by the SDK, finds no item
+// and so succeeds, as it should.
+func (d *DynamoDB) Delete(ctx context.Context, id, createToken string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
+	names := map[string]string{"#status": attrStatus, "#replayed": attrReplayed}
+	values := map[string]types.AttributeValue{":accepted": str(string(message.Accepted))}
+	cond := createdBy(createToken, names, values) + " AND #status = :accepted AND attribute_not_exists(#replayed)"
 	_, err := d.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                           aws.String(d.table),
 		Key:                                 key(id),
-		ConditionExpression:                 aws.String("attribute_not_exists(#id) OR #status = :accepted"),
-		ExpressionAttributeNames:            map[string]string{"#id": attrID, "#status": attrStatus},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":accepted": str(string(message.Accepted))},
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return nil
+	}
+	err = d.conflict("delete", id, err, func(old message.Record) error {
+		if old.Status != message.Accepted {
+			return ErrNotAccepted
+		}
+		return ErrReplayed
+	})
+	var c *ConflictError
+	if errors.Is(err, ErrNotFound) || (errors.As(err, &c) && c.Record.CreateToken != createToken) {
+		return nil
+	}
+	return err
+}
+
+// MarkReplayed implements Store. It leaves updated_at alone: the message's state did not change.
+func (d *DynamoDB) MarkReplayed(ctx context.Context, id, createToken string, now time.Time) (message.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return message.Record{}, fmt.Errorf("mark %s replayed: %w", id, err)
+	}
+	names := map[string]string{"#replayed": attrReplayed, "#ttl": attrTTL}
+	values := map[string]types.AttributeValue{
+		":true": &types.AttributeValueMemberBOOL{Value: true},
+		":ttl":  num(ttlAt(now, d.ttl).Unix()),
+	}
+	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(d.table),
+		Key:                                 key(id),
+		ConditionExpression:                 aws.String(createdBy(createToken, names, values)),
+		UpdateExpression:                    aws.String("SET #replayed = :true, #ttl = :ttl"),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
-		return d.conflict("delete", id, err, func(message.Record) error { return ErrNotAccepted })
+		return message.Record{}, d.conflict("mark replayed", id, err, func(message.Record) error { return ErrReplaced })
 	}
-	return nil
+	return d.written("mark replayed", id, out.Attributes)
+}
+
+// createdBy is the condition that the item exists and was written by the create that carried
+// token; an empty token stands for a create that carried none (a record written before creates
+// had tokens). It adds the names and values it uses.
+func createdBy(token string, names map[string]string, values map[string]types.AttributeValue) string {
+	names["#create_token"] = attrCreateToken
+	if token == "" {
+		names["#id"] = attrID
+		return "attribute_exists(#id) AND attribute_not_exists(#create_token)"
+	}
+	values[":create_token"] = str(token)
+	return "#create_token = :create_token"
 }
 
 // conflict turns the error of a conditional write into the Store's: a failed condition with no
@@ -309,6 +369,10 @@ func marshalRecord(rec message.Record) map[string]types.AttributeValue {
 	putStr(attrFingerprint, rec.Fingerprint)
 	putStr(attrIdempotencyKey, rec.IdempotencyKey)
 	putStr(attrTargetHost, rec.TargetHost)
+	putStr(attrCreateToken, rec.CreateToken)
+	if rec.Replayed {
+		item[attrReplayed] = &types.AttributeValueMemberBOOL{Value: true}
+	}
 	putStr(attrLeaseToken, rec.LeaseToken)
 	if !rec.LeaseUntil.IsZero() {
 		item[attrLeaseUntil] = num(rec.LeaseUntil.UnixMilli())
@@ -370,6 +434,19 @@ func (r *itemReader) num(name string) int64 {
 	return i
 }
 
+func (r *itemReader) bool(name string) bool {
+	v, ok := r.item[name]
+	if !ok {
+		return false
+	}
+	b, ok := v.(*types.AttributeValueMemberBOOL)
+	if !ok {
+		r.fail(name, "a boolean")
+		return false
+	}
+	return b.Value
+}
+
 func (r *itemReader) time(name string) time.Time {
 	s := r.str(name)
 	if s == "" {
@@ -396,6 +473,8 @@ func unmarshalRecord(item map[string]types.AttributeValue) (message.Record, erro
 		CreatedAt:      r.time(attrCreatedAt),
 		UpdatedAt:      r.time(attrUpdatedAt),
 		DeliveredAt:    r.time(attrDeliveredAt),
+		CreateToken:    r.str(attrCreateToken),
+		Replayed:       r.bool(attrReplayed),
 	}
 	if _, ok := item[attrLeaseUntil]; ok {
 		rec.LeaseUntil = time.UnixMilli(r.num(attrLeaseUntil)).UTC()

@@ -68,6 +68,9 @@ func (m *Memory) Create(ctx context.Context, rec message.Record) error {
 	s := m.shard(rec.ID)
 	defer s.mu.Unlock()
 	if old, ok := s.records[rec.ID]; ok {
+		if rec.CreateToken != "" && old.CreateToken == rec.CreateToken {
+			return nil
+		}
 		return &ConflictError{Err: ErrExists, Record: clone(old)}
 	}
 	rec.Status = message.Accepted
@@ -153,7 +156,7 @@ func (m *Memory) Finish(ctx context.Context, id string, o Outcome) (message.Reco
 }
 
 // Delete implements Store.
-func (m *Memory) Delete(ctx context.Context, id string) error {
+func (m *Memory) Delete(ctx context.Context, id, createToken string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -161,14 +164,41 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 	s := m.shard(id)
 	defer s.mu.Unlock()
 	r, ok := s.records[id]
-	if !ok {
+	switch {
+	case !ok || r.CreateToken != createToken:
 		return nil
-	}
-	if r.Status != message.Accepted {
+	case r.Status != message.Accepted:
 		return &ConflictError{Err: ErrNotAccepted, Record: clone(r)}
+	case r.Replayed:
+		return &ConflictError{Err: ErrReplayed, Record: clone(r)}
 	}
 	delete(s.records, id)
 	return nil
+}
+
+// MarkReplayed implements Store.
+func (m *Memory) MarkReplayed(ctx context.Context, id, createToken string, now time.Time) (message.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return message.Record{}, err
+	}
+	m.writes.Add(1)
+	s := m.shard(id)
+	defer s.mu.Unlock()
+	r, ok := s.records[id]
+	switch {
+	case !ok:
+		return message.Record{}, fmt.Errorf("mark %s replayed: %w", id, ErrNotFound)
+	case r.CreateToken != createToken:
+		return message.Record{}, &ConflictError{Err: ErrReplaced, Record: clone(r)}
+	}
+	ttl := m.TTL
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	r.Replayed = true
+	r.TTL = ttlAt(now, ttl)
+	s.records[id] = clone(r)
+	return clone(r), nil
 }
 
 // clone copies rec so callers never share its pointers with the store.

@@ -29,11 +29,17 @@ var (
 	ErrLeaseLost = errors.New("lease lost")
 	// ErrNotAccepted: Delete found the record past accepted, so it was left alone.
 	ErrNotAccepted = errors.New("message record is past accepted")
+	// ErrReplayed: Delete found the record marked by a replay that queued a copy, so it was left
+	// alone.
+	ErrReplayed = errors.New("message record was replayed")
+	// ErrReplaced: MarkReplayed found a record written by another create than the one given (the
+	// record seen was removed and the id recorded again since).
+	ErrReplaced = errors.New("message record was replaced")
 )
 
 // ConflictError carries the record found when a conditional write failed, read from the same
 // write (DynamoDB's ReturnValuesOnConditionCheckFailure), never from an extra read. It wraps one
-// of ErrExists, ErrFinal, ErrLeased, ErrLeaseLost or ErrNotAccepted.
+// of ErrExists, ErrFinal, ErrLeased, ErrLeaseLost, ErrNotAccepted, ErrReplayed or ErrReplaced.
 type ConflictError struct {
 	Err    error
 	Record message.Record
@@ -62,7 +68,9 @@ type Outcome struct {
 // read; every write sets the record's TTL to the write's time plus the store's record TTL.
 type Store interface {
 	// Create writes rec (status Accepted) if no record has its id. Otherwise it returns a
-	// *ConflictError wrapping ErrExists that carries the existing record.
+	// *ConflictError wrapping ErrExists that carries the existing record, unless that record
+	// carries rec's non-empty CreateToken: then it was written by this very create (its answer
+	// was lost and the SDK's retry met the condition the write made true), and Create returns nil.
 	Create(ctx context.Context, rec message.Record) error
 
 	// Get returns the record with id, or ErrNotFound.
@@ -80,10 +88,18 @@ type Store interface {
 	// returns the record as written, or ErrNotFound.
 	Finish(ctx context.Context, id string, o Outcome) (message.Record, error)
 
-	// Delete removes the record while it is still accepted: the api's undo when it could not
-	// queue the message. Past accepted it returns a *ConflictError wrapping ErrNotAccepted; a
-	// missing record is not an error.
-	Delete(ctx context.Context, id string) error
+	// Delete removes the record written by the create that carried createToken, while it is
+	// still accepted and no replay has marked it: the api's undo when it could not queue the
+	// message. Past accepted it returns a *ConflictError wrapping ErrNotAccepted, marked one
+	// wrapping ErrReplayed (either way a copy exists, so the message will be delivered). A missing
+	// record, or one another create wrote, is not an error: that create's record is gone already.
+	Delete(ctx context.Context, id, createToken string) error
+
+	// MarkReplayed sets Replayed on the record written by the create that carried createToken,
+	// whatever its status, and returns the record as written: a replay's promise that it queued
+	// a copy while this record existed, so that no undo removes the record. A record another
+	// create wrote gives a *ConflictError wrapping ErrReplaced; a missing one, ErrNotFound.
+	MarkReplayed(ctx context.Context, id, createToken string, now time.Time) (message.Record, error)
 }
 
 // DefaultTTL is how long a record is kept after its last change when not configured otherwise.

@@ -28,10 +28,17 @@ func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now
 // Advance moves the clock on by d.
 func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
 
-// Producer is a fake ingest.Producer that counts Send calls and keeps what it queued; an entry
-// whose body is not an envelope, or whose envelope Fail (if set) picks, is refused.
+// Producer is a fake ingest.Producer that counts Send calls and keeps what it queued. An entry
+// whose body is not an envelope, or whose envelope Fail picks, is refused (not kept, reported
+// failed); one whose envelope Ambiguous picks is kept but reported failed, as SQS does when it
+// stores a batch whose answer is lost. Before and After, if set, run at the start of each Send
+// and after its entries are kept, with the call's number (1 for the first) and its envelopes, so
+// a test can make other requests happen at exactly those points. Set the fields before use.
 type Producer struct {
-	Fail func(env message.Envelope) bool
+	Fail      func(env message.Envelope) bool
+	Ambiguous func(env message.Envelope) bool
+	Before    func(call int, envs []message.Envelope)
+	After     func(call int, envs []message.Envelope)
 
 	mu        sync.Mutex
 	calls     int
@@ -41,24 +48,43 @@ type Producer struct {
 
 var _ ingest.Producer = (*Producer)(nil)
 
+// ErrAmbiguous is the error of an entry the Producer kept but reported failed.
+var ErrAmbiguous = errors.New("fake: connection reset after the queue stored the batch")
+
 // Send queues the entries Fail does not pick and returns one error per entry, nil for queued.
+// The hooks run without the Producer's lock held, so they may call Send themselves.
 func (p *Producer) Send(_ context.Context, entries []queue.Entry) []error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.calls++
+	call := p.calls
+	p.mu.Unlock()
 	errs := make([]error, len(entries))
+	envs := make([]message.Envelope, len(entries))
 	for i, e := range entries {
-		var env message.Envelope
-		if err := json.Unmarshal([]byte(e.Body), &env); err != nil {
+		if err := json.Unmarshal([]byte(e.Body), &envs[i]); err != nil {
 			errs[i] = fmt.Errorf("fake: entry %d is not an envelope: %w", i, err)
-			continue
 		}
-		if p.Fail != nil && p.Fail(env) {
-			errs[i] = errors.New("fake: queue unreachable")
-			continue
+	}
+	if p.Before != nil {
+		p.Before(call, envs)
+	}
+	p.mu.Lock()
+	for i, e := range entries {
+		switch {
+		case errs[i] != nil:
+		case p.Fail != nil && p.Fail(envs[i]):
+			errs[i] = &queue.Error{Message: "fake: queue unreachable"}
+		default:
+			p.entries = append(p.entries, e)
+			p.envelopes = append(p.envelopes, envs[i])
+			if p.Ambiguous != nil && p.Ambiguous(envs[i]) {
+				errs[i] = &queue.Error{Err: ErrAmbiguous}
+			}
 		}
-		p.entries = append(p.entries, e)
-		p.envelopes = append(p.envelopes, env)
+	}
+	p.mu.Unlock()
+	if p.After != nil {
+		p.After(call, envs)
 	}
 	return errs
 }

@@ -35,6 +35,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CreateThenGet", testCreateThenGet},
 		{"CreateSetsAccepted", testCreateSetsAccepted},
 		{"CreateExisting", testCreateExisting},
+		{"CreateAgainWithItsToken", testCreateAgainWithItsToken},
+		{"CreateOtherToken", testCreateOtherToken},
 		{"GetMissing", testGetMissing},
 		{"RoundTrip", testRoundTrip},
 		{"ClaimAccepted", testClaimAccepted},
@@ -55,6 +57,15 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteAccepted", testDeleteAccepted},
 		{"DeletePastAccepted", testDeletePastAccepted},
 		{"DeleteMissing", testDeleteMissing},
+		{"DeleteTwice", testDeleteTwice},
+		{"DeleteOtherToken", testDeleteOtherToken},
+		{"DeleteReplayed", testDeleteReplayed},
+		{"DeleteWithoutToken", testDeleteWithoutToken},
+		{"MarkReplayed", testMarkReplayed},
+		{"MarkReplayedPastAccepted", testMarkReplayedPastAccepted},
+		{"MarkReplayedOtherToken", testMarkReplayedOtherToken},
+		{"MarkReplayedMissing", testMarkReplayedMissing},
+		{"MarkReplayedWithoutToken", testMarkReplayedWithoutToken},
 		{"CanceledContext", testCanceledContext},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,6 +226,8 @@ func testRoundTrip(t *testing.T, s store.Store) {
 			Fingerprint:    "sha256:abcdef0123456789",
 			IdempotencyKey: "order-42-shipped ~!@#$%^&*()",
 			TargetHost:     "hooks.example.com:8443",
+			CreateToken:    "create-token-1",
+			Replayed:       true,
 			Attempts:       3,
 			LeaseToken:     "lease-token-1",
 			LeaseUntil:     at.Add(lease),
@@ -475,8 +488,8 @@ func testFinishMissing(t *testing.T, s store.Store) {
 }
 
 func testDeleteAccepted(t *testing.T, s store.Store) {
-	rec := mustCreate(t, s, newRecord(now()))
-	if err := s.Delete(context.Background(), rec.ID); err != nil {
+	rec := mustCreate(t, s, withToken(newRecord(now())))
+	if err := s.Delete(context.Background(), rec.ID, rec.CreateToken); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	if _, err := s.Get(context.Background(), rec.ID); !errors.Is(err, store.ErrNotFound) {
@@ -488,16 +501,153 @@ func testDeleteAccepted(t *testing.T, s store.Store) {
 
 func testDeletePastAccepted(t *testing.T, s store.Store) {
 	at := now()
-	rec := mustCreate(t, s, newRecord(at))
+	rec := mustCreate(t, s, withToken(newRecord(at)))
 	claimed := mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
-	err := s.Delete(context.Background(), rec.ID)
+	err := s.Delete(context.Background(), rec.ID, rec.CreateToken)
 	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrNotAccepted), claimed)
 	equal(t, "Get after refused Delete", mustGet(t, s, rec.ID), claimed)
 }
 
 func testDeleteMissing(t *testing.T, s store.Store) {
-	if err := s.Delete(context.Background(), message.NewID(now())); err != nil {
+	if err := s.Delete(context.Background(), message.NewID(now()), "create-1"); err != nil {
 		t.Errorf("Delete(missing) = %v, want nil", err)
+	}
+}
+
+// withToken gives rec a create token of its own.
+func withToken(rec message.Record) message.Record {
+	rec.CreateToken = "create-" + rec.ID
+	return rec
+}
+
+func testCreateAgainWithItsToken(t *testing.T, s store.Store) {
+	// The SDK's retry of a create whose answer was lost meets the condition its first write made
+	// true: the create must still report success, and change nothing.
+	at := now()
+	first := mustCreate(t, s, withToken(newRecord(at)))
+	again := first
+	again.UpdatedAt = at.Add(time.Second)
+	if err := s.Create(context.Background(), again); err != nil {
+		t.Fatalf("Create again with its own token: %v, want nil", err)
+	}
+	equal(t, "Get after the second Create", mustGet(t, s, first.ID), first)
+}
+
+func testCreateOtherToken(t *testing.T, s store.Store) {
+	at := now()
+	first := mustCreate(t, s, withToken(newRecord(at)))
+	for _, token := range []string{"create-other", ""} {
+		second := first
+		second.CreateToken = token
+		err := s.Create(context.Background(), second)
+		equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrExists), first)
+	}
+	equal(t, "Get after conflicts", mustGet(t, s, first.ID), first)
+}
+
+func testDeleteTwice(t *testing.T, s store.Store) {
+	// The SDK's retry of a delete whose answer was lost finds nothing: success.
+	rec := mustCreate(t, s, withToken(newRecord(now())))
+	for i := range 2 {
+		if err := s.Delete(context.Background(), rec.ID, rec.CreateToken); err != nil {
+			t.Fatalf("Delete #%d: %v", i+1, err)
+		}
+	}
+}
+
+func testDeleteOtherToken(t *testing.T, s store.Store) {
+	// Another create's record: the one the caller created is gone already, and this one stays.
+	rec := mustCreate(t, s, withToken(newRecord(now())))
+	for _, token := range []string{"create-other", ""} {
+		if err := s.Delete(context.Background(), rec.ID, token); err != nil {
+			t.Fatalf("Delete with token %q: %v, want nil", token, err)
+		}
+		equal(t, "Get after Delete with token "+token, mustGet(t, s, rec.ID), rec)
+	}
+}
+
+func testDeleteReplayed(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, withToken(newRecord(at)))
+	marked, err := s.MarkReplayed(context.Background(), rec.ID, rec.CreateToken, at.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Delete(context.Background(), rec.ID, rec.CreateToken)
+	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrReplayed), marked)
+	equal(t, "Get after refused Delete", mustGet(t, s, rec.ID), marked)
+}
+
+func testDeleteWithoutToken(t *testing.T, s store.Store) {
+	// A record written before creates carried tokens is removed by a delete that gives none.
+	rec := mustCreate(t, s, newRecord(now()))
+	if err := s.Delete(context.Background(), rec.ID, ""); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := s.Get(context.Background(), rec.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get after Delete error = %v, want ErrNotFound", err)
+	}
+}
+
+func testMarkReplayed(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, withToken(newRecord(at)))
+	later := at.Add(time.Hour)
+	for i := range 2 { // marking again (the SDK's retry of a lost answer) is the same write
+		got, err := s.MarkReplayed(context.Background(), rec.ID, rec.CreateToken, later)
+		if err != nil {
+			t.Fatalf("MarkReplayed #%d: %v", i+1, err)
+		}
+		want := rec
+		want.Replayed = true
+		want.TTL = ttlAfter(later)
+		equal(t, "MarkReplayed", got, want)
+		equal(t, "Get after MarkReplayed", mustGet(t, s, rec.ID), want)
+	}
+}
+
+func testMarkReplayedPastAccepted(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, withToken(newRecord(at)))
+	claimed := mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	got, err := s.MarkReplayed(context.Background(), rec.ID, rec.CreateToken, at.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := claimed
+	want.Replayed = true
+	want.TTL = ttlAfter(at.Add(time.Second))
+	equal(t, "MarkReplayed", got, want)
+}
+
+func testMarkReplayedOtherToken(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, withToken(newRecord(at)))
+	for _, token := range []string{"create-other", ""} {
+		_, err := s.MarkReplayed(context.Background(), rec.ID, token, at)
+		equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrReplaced), rec)
+	}
+	equal(t, "Get after refused marks", mustGet(t, s, rec.ID), rec)
+}
+
+func testMarkReplayedMissing(t *testing.T, s store.Store) {
+	id := message.NewID(now())
+	if _, err := s.MarkReplayed(context.Background(), id, "create-1", now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("MarkReplayed(missing) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get after MarkReplayed(missing) error = %v, want ErrNotFound (the mark must not create a record)", err)
+	}
+}
+
+func testMarkReplayedWithoutToken(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	_, err := s.MarkReplayed(context.Background(), rec.ID, "create-other", at)
+	wantConflict(t, err, store.ErrReplaced)
+	got, err := s.MarkReplayed(context.Background(), rec.ID, "", at)
+	if err != nil || !got.Replayed {
+		t.Fatalf("MarkReplayed without a token = %+v, %v; want marked", got, err)
 	}
 }
 
@@ -521,7 +671,8 @@ func testCanceledContext(t *testing.T, s store.Store) {
 			_, err := s.Finish(ctx, rec.ID, store.Outcome{Now: at, Status: message.Expired})
 			return err
 		}},
-		{"Delete", func() error { return s.Delete(ctx, rec.ID) }},
+		{"Delete", func() error { return s.Delete(ctx, rec.ID, rec.CreateToken) }},
+		{"MarkReplayed", func() error { _, err := s.MarkReplayed(ctx, rec.ID, rec.CreateToken, at); return err }},
 	} {
 		if err := tc.call(); !errors.Is(err, context.Canceled) {
 			t.Errorf("%s with a canceled context: error = %v, want context.Canceled", tc.name, err)
