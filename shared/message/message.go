@@ -75,6 +75,7 @@ type Record struct {
 	Attempts       int
 	LeaseToken     string    // set while a worker holds the lease
 	LeaseUntil     time.Time // zero when no lease is held
+	FinishedBy     string    // the token of the lease the last claimed result write ended
 	LastAttempt    *Attempt
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
