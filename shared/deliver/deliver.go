@@ -234,7 +234,13 @@ func (h *Handler) deliver(inv, itemCtx context.Context, j *job, token string) {
 		return
 	}
 
-	rec, err := h.Store.Claim(ctx, id, store.Claim{Now: now, Lease: h.Config.RequestTimeout + h.storeBudget(), Token: token, Fingerprint: j.env.Fingerprint})
+	// The lease covers the send and the result write's own budget, which runs to the
+	// invocation's deadline: no other copy may be sent while this worker can still record.
+	lease := h.Config.RequestTimeout + h.storeBudget()
+	if d, ok := inv.Deadline(); ok {
+		lease = max(lease, time.Until(d))
+	}
+	rec, err := h.Store.Claim(ctx, id, store.Claim{Now: now, Lease: lease, Token: token, Fingerprint: j.env.Fingerprint})
 	var ce *store.ConflictError
 	switch {
 	case errors.Is(err, store.ErrFinal):

@@ -267,3 +267,27 @@ func TestHandleVisibilityPerRecord(t *testing.T) {
 		t.Errorf("hanging record %s, want delivered once released", status)
 	}
 }
+
+// The lease runs to the invocation's deadline, covering the result write's own budget: no other
+// copy can take the record over while this worker may still record its send.
+func TestHandleLeaseCoversResultBudget(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, nil)
+	tg := newTarget(t, 200, nil, 0)
+	var leased message.Record
+	real := b.h.Sender
+	b.h.Sender = senderFunc(func(ctx context.Context, r push.Request) push.Result {
+		leased, _ = b.store.Get(ctx, r.ID)
+		return real.Send(ctx, r)
+	})
+	rec, _ := b.record(t, tg.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	if _, err := b.h.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{rec}}); err != nil {
+		t.Fatal(err)
+	}
+	if leased.LeaseUntil.Before(deadline.Add(-time.Second)) {
+		t.Errorf("lease until %v, want the invocation's deadline %v", leased.LeaseUntil, deadline)
+	}
+}
