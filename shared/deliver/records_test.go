@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/store"
@@ -289,5 +290,14 @@ func TestHandleLeaseCoversResultBudget(t *testing.T) {
 	}
 	if leased.LeaseUntil.Before(deadline.Add(-time.Second)) {
 		t.Errorf("lease until %v, want the invocation's deadline %v", leased.LeaseUntil, deadline)
+	}
+}
+
+// The configuration checks REQUEST_TIMEOUT against the function's timeout with the handler's own
+// reserve: they must not drift apart.
+func TestDefaultsMatchConfigReserve(t *testing.T) {
+	t.Parallel()
+	if got := DefaultStoreBudget + DefaultMargin; got != config.DeliverReserve {
+		t.Errorf("DefaultStoreBudget + DefaultMargin = %s, config.DeliverReserve = %s", got, config.DeliverReserve)
 	}
 }

@@ -25,6 +25,7 @@ const (
 	RuleRedrive         Rule = "redrive"           // a mapped queue redrives above MAX_ATTEMPTS receives
 	RuleActions         Rule = "actions"           // policies name exact actions, no wildcards or managed policies
 	RuleJSONLogs        Rule = "json-logs"         // every function logs as JSON
+	RuleTimeoutKnown    Rule = "timeout-known"     // FUNCTION_TIMEOUT, when set, is the function's Timeout
 	RuleFunctionsMapped Rule = "functions-present" // the template has functions and a mapping at all
 )
 
@@ -51,7 +52,7 @@ func (t *Template) Check(makefile string) []Problem {
 	for _, n := range config.Names() {
 		known[n] = true
 	}
-	maxAttempts := map[string]int{}
+	maxAttempts, receiveCounts := map[string]int{}, map[string]int{}
 	for _, f := range t.Functions {
 		if !regexp.MustCompile(`(?m)^build-` + regexp.QuoteMeta(f.LogicalID) + `\s*:`).MatchString(makefile) {
 			add(RuleBuildTarget, f.LogicalID, "the Makefile has no build-%s target", f.LogicalID)
@@ -73,6 +74,10 @@ func (t *Template) Check(makefile string) []Problem {
 			add(RuleEnvValid, f.LogicalID, "its environment does not load: %v", err)
 		}
 		maxAttempts[f.LogicalID] = c.MaxAttempts
+		receiveCounts[f.LogicalID] = c.MaxReceiveCount
+		if c.FunctionTimeout > 0 && c.FunctionTimeout != f.Timeout {
+			add(RuleTimeoutKnown, f.LogicalID, "FUNCTION_TIMEOUT is %s but the function's Timeout is %s", c.FunctionTimeout, f.Timeout)
+		}
 		if f.LogFormat != "JSON" {
 			add(RuleJSONLogs, f.LogicalID, "LoggingConfig.LogFormat is %q, want JSON", f.LogFormat)
 		}
@@ -101,6 +106,8 @@ func (t *Template) Check(makefile string) []Problem {
 			add(RuleRedrive, m.Queue, "no redrive policy with a maxReceiveCount")
 		case receives <= maxAttempts[f.LogicalID]:
 			add(RuleRedrive, m.Queue, "maxReceiveCount %d is not above %s's MAX_ATTEMPTS (%d)", receives, f.LogicalID, maxAttempts[f.LogicalID])
+		case receiveCounts[f.LogicalID] != 0 && receiveCounts[f.LogicalID] != receives:
+			add(RuleRedrive, m.Queue, "maxReceiveCount %d is not %s's MAX_RECEIVE_COUNT (%d)", receives, f.LogicalID, receiveCounts[f.LogicalID])
 		}
 	}
 	for id, fn := range t.cf.GetAllServerlessFunctionResources() {
