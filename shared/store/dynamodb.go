@@ -128,7 +128,11 @@ func (d *DynamoDB) Claim(ctx context.Context, id string, c Claim) (message.Recor
 		":updated_at": timeValue(c.Now),
 		":ttl":        num(ttlAt(c.Now, d.ttl).Unix()),
 	}
-	cond := "(#status IN (:accepted, :retrying) OR (#status = :delivering AND #lease_until < :now))"
+	cond := "(#status IN (:accepted, :retrying) OR (#status = :delivering AND #lease_until < :now) OR " +
+		"(#status = :failed AND begins_with(#last_attempt.#error, :dead_lettered)))"
+	names["#last_attempt"], names["#error"] = attrLastAttempt, "error"
+	values[":failed"] = str(string(message.Failed))
+	values[":dead_lettered"] = str(message.ReasonDeadLettered)
 	if c.Fingerprint != "" {
 		cond += " AND #fingerprint = :fingerprint"
 		names["#fingerprint"] = attrFingerprint
@@ -153,7 +157,7 @@ func (d *DynamoDB) Claim(ctx context.Context, id string, c Claim) (message.Recor
 		}
 		return message.Record{}, d.conflict("claim", id, err, func(old message.Record) error {
 			switch {
-			case old.Status.Final():
+			case old.Status.Final() && !deadLettered(old):
 				return ErrFinal
 			case c.Fingerprint != "" && old.Fingerprint != c.Fingerprint:
 				return ErrStale

@@ -106,7 +106,7 @@ func (m *Memory) Claim(ctx context.Context, id string, c Claim) (message.Record,
 	switch {
 	case rec.Status == message.Delivering && rec.LeaseToken == c.Token:
 		return clone(rec), nil // this claim, applied before
-	case rec.Status.Final():
+	case rec.Status.Final() && !deadLettered(rec):
 		return message.Record{}, &ConflictError{Err: ErrFinal, Record: clone(rec)}
 	case c.Fingerprint != "" && rec.Fingerprint != c.Fingerprint:
 		return message.Record{}, &ConflictError{Err: ErrStale, Record: clone(rec)}

@@ -9,6 +9,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/pushfn/pushfn/shared/message"
@@ -84,8 +85,10 @@ type Store interface {
 	// Get returns the record with id, or ErrNotFound.
 	Get(ctx context.Context, id string) (message.Record, error)
 
-	// Claim takes a lease when the record is accepted or retrying, or delivering with a lease
-	// that ended before c.Now, and has c.Fingerprint when that is set. It sets status Delivering,
+	// Claim takes a lease when the record is accepted or retrying, delivering with a lease
+	// that ended before c.Now, or failed because its copy was dead-lettered (its last attempt's
+	// error begins with message.ReasonDeadLettered: the copy was redriven), and has
+	// c.Fingerprint when that is set. It sets status Delivering,
 	// the lease and token, counts one attempt and returns the record as written. A record already
 	// leased under c.Token is this claim applied once already: it is returned as it is, with no
 	// error. Otherwise it returns a *ConflictError with the record as found, wrapping ErrFinal,
@@ -110,3 +113,8 @@ type Store interface {
 
 // DefaultTTL is how long a record is kept after its last change when not configured otherwise.
 const DefaultTTL = 7 * 24 * time.Hour
+
+// deadLettered reports whether rec failed because its copy went to the dead-letter queue.
+func deadLettered(rec message.Record) bool {
+	return rec.Status == message.Failed && rec.LastAttempt != nil && strings.HasPrefix(rec.LastAttempt.Error, message.ReasonDeadLettered)
+}

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClaimConcurrent", testClaimConcurrent},
 		{"ClaimAppliedTwice", testClaimAppliedTwice},
 		{"ClaimStaleCopy", testClaimStaleCopy},
+		{"ClaimDeadLettered", testClaimDeadLettered},
 		{"FinishDelivered", testFinishDelivered},
 		{"FinishRetryingKeepsLastAttempt", testFinishRetryingKeepsLastAttempt},
 		{"FinishWrongToken", testFinishWrongToken},
@@ -517,6 +518,24 @@ func testClaimStaleCopy(t *testing.T, s store.Store) {
 	if got.LeaseToken != "tok-old-copy" {
 		t.Errorf("claim without a fingerprint: token %q", got.LeaseToken)
 	}
+}
+
+// testClaimDeadLettered: a record failed because its copy went to the dead-letter queue may be
+// claimed again by that copy, redriven; a record failed for another reason may not.
+func testClaimDeadLettered(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	mustFinish(t, s, rec.ID, store.Outcome{Now: at, Status: message.Failed, Token: "tok-a",
+		Attempt: &message.Attempt{At: at, StatusCode: 503, Error: message.ReasonDeadLettered + ": 503 Service Unavailable"}})
+	got := mustClaim(t, s, rec.ID, store.Claim{Now: at.Add(time.Hour), Lease: lease, Token: "tok-redriven", Fingerprint: rec.Fingerprint})
+	if got.Status != message.Delivering || got.Attempts != 2 || got.LeaseToken != "tok-redriven" {
+		t.Errorf("claim of a dead-lettered record = %s, %d attempts, token %q; want delivering, 2, tok-redriven", got.Status, got.Attempts, got.LeaseToken)
+	}
+	failed := mustFinish(t, s, rec.ID, store.Outcome{Now: at.Add(time.Hour), Status: message.Failed, Token: "tok-redriven",
+		Attempt: &message.Attempt{At: at, StatusCode: 404}})
+	_, err := s.Claim(context.Background(), rec.ID, store.Claim{Now: at.Add(2 * time.Hour), Lease: lease, Token: "tok-c"})
+	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrFinal), failed)
 }
 
 // testFinishAppliedTwice is a result write whose answer was lost and which is made again: the
