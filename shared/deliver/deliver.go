@@ -6,6 +6,7 @@
 package deliver
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -105,14 +106,17 @@ const (
 
 // job is one record of the batch, as parsed, and what became of it.
 type job struct {
-	msg     *events.SQSMessage
-	env     message.Envelope
-	host    string
-	url     *url.URL
-	bad     error // why the record is malformed
-	dup     bool  // an earlier record of the batch carries the same message
-	verdict verdict
-	delay   time.Duration
+	msg  *events.SQSMessage
+	env  message.Envelope
+	host string
+	url  *url.URL
+	bad  error // why the record is malformed
+	dup  bool  // an earlier record of the batch carries the same message
+	// deadLetter: this is the copy's last receive and its message is recorded failed
+	// (dead-lettered); handed back, the copy goes to the dead-letter queue, to be redriven.
+	deadLetter bool
+	verdict    verdict
+	delay      time.Duration
 }
 
 // Handle delivers ev's records and reports those SQS must redeliver. It returns an error only
@@ -168,6 +172,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			// No attempt was made: visible again at once, for another invocation to start.
 			j.verdict, j.delay = handBack, 0
 			vis.set(i, &ev.Records[i], 0)
+			if h.lastReceive(&ev.Records[i]) {
+				h.deadLetterUnstarted(ctx, j, &ev.Records[i])
+			}
 		case errors.As(err, &pe):
 			j.verdict = crashed
 			h.log().ErrorContext(ctx, "delivery panicked", "message_id", j.env.ID, "target_host", j.host, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
@@ -286,6 +293,11 @@ func (h *Handler) deliver(inv, itemCtx context.Context, j *job, token string) {
 	switch {
 	case res.Outcome == push.Delivered:
 		o.Status = message.Delivered
+	case res.Outcome == push.Retryable && rec.Attempts < h.Config.MaxAttempts && h.lastReceive(j.msg):
+		// Handed back, this copy goes to the dead-letter queue: nothing would retry it, so the
+		// record must not say retrying.
+		o.Status, j.deadLetter = message.Failed, true
+		attempt.Error = message.ReasonDeadLettered + ": " + cmp.Or(attempt.Error, "status "+strconv.Itoa(attempt.StatusCode))
 	case res.Outcome == push.Retryable && rec.Attempts < h.Config.MaxAttempts:
 		o.Status = message.Retrying
 	default:
@@ -346,9 +358,12 @@ func (h *Handler) finish(inv context.Context, j *job, attempts int, o store.Outc
 		log.ErrorContext(ctx, "recording the result failed", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status, "error", err.Error())
 		return
 	}
-	if o.Status == message.Retrying {
+	switch {
+	case j.deadLetter:
+		j.verdict, j.delay = handBack, 0
+	case o.Status == message.Retrying:
 		j.verdict, j.delay = handBack, h.backoff(attempts, retryAfter)
-	} else {
+	default:
 		j.verdict = ack
 	}
 	a := o.Attempt
@@ -407,6 +422,11 @@ func (h *Handler) dependencyFailed(j *job) {
 	n, _ := strconv.Atoi(j.msg.Attributes["ApproximateReceiveCount"])
 	j.verdict = handBack
 	j.delay = backoff.Policy{Base: DependencyBaseDelay, Max: DependencyMaxDelay, Jitter: h.Jitter}.Delay(n)
+	if h.lastReceive(j.msg) {
+		// The store cannot be reached to say so: the record keeps its state while the copy goes
+		// to the dead-letter queue, from which it can be redriven.
+		h.log().Error("copy goes to the dead-letter queue, its record could not say so", "message_id", j.env.ID, "sqs_message_id", j.msg.MessageId)
+	}
 }
 
 // finishUnclaimed ends a record that was never claimed (an expired copy). A record already final
@@ -423,6 +443,38 @@ func (h *Handler) finishUnclaimed(ctx context.Context, j *job, o store.Outcome) 
 		h.dependencyFailed(j)
 		h.log().ErrorContext(ctx, "recording the end of a message failed", "message_id", j.env.ID, "status", o.Status, "error", err.Error())
 	}
+}
+
+// lastReceive reports whether msg goes to the dead-letter queue if it is handed back: its receive
+// count has reached the queue's maxReceiveCount (when the configuration knows it).
+func (h *Handler) lastReceive(msg *events.SQSMessage) bool {
+	if h.Config.MaxReceiveCount <= 0 {
+		return false
+	}
+	n, err := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
+	return err == nil && n >= h.Config.MaxReceiveCount
+}
+
+// deadLetterUnstarted records failed (dead-lettered) the message of a copy that was not started
+// on its last receive, within what is left of the invocation: handed back, it goes to the
+// dead-letter queue and nothing would deliver it. A record leased by a live worker, final, or
+// of another message is left alone.
+func (h *Handler) deadLetterUnstarted(ctx context.Context, j *job, msg *events.SQSMessage) {
+	if j.msg == nil { // never scheduled, so never parsed
+		j.msg = msg
+		h.parse(j)
+	}
+	if j.bad != nil || j.env.Fingerprint == "" {
+		return
+	}
+	now := h.now()
+	_, err := h.Store.Finish(ctx, j.env.ID, store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
+		Attempt: &message.Attempt{At: now, Error: message.ReasonDeadLettered + ": not started before the invocation's deadline"}})
+	if err != nil && !conflict(err) {
+		h.log().ErrorContext(ctx, "copy goes to the dead-letter queue, its record could not say so", "message_id", j.env.ID, "error", err.Error())
+		return
+	}
+	j.deadLetter = err == nil
 }
 
 // backoff is the delay before the next attempt after attempt n (1-based): exponential from the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -299,5 +300,78 @@ func TestDefaultsMatchConfigReserve(t *testing.T) {
 	t.Parallel()
 	if got := DefaultStoreBudget + DefaultMargin; got != config.DeliverReserve {
 		t.Errorf("DefaultStoreBudget + DefaultMargin = %s, config.DeliverReserve = %s", got, config.DeliverReserve)
+	}
+}
+
+// On a copy's last receive before the dead-letter queue, a retryable failure ends the record
+// failed (dead-lettered) instead of retrying, and the copy is handed back to go to that queue;
+// redriven from it, the copy delivers the message.
+func TestHandleDeadLetteredOnLastReceive(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, func(h *Handler) { h.Config.MaxReceiveCount = 5; h.Config.MaxAttempts = 10 })
+	busy := newTarget(t, 503, nil, 0)
+	for _, tc := range []struct {
+		receives string
+		want     message.Status
+		vis      int32
+	}{{"4", message.Retrying, 10}, {"5", message.Failed, 0}} {
+		rec, id := b.record(t, busy.URL)
+		rec.Attributes = map[string]string{"ApproximateReceiveCount": tc.receives}
+		resp := handle(t, b, rec)
+		if len(resp.BatchItemFailures) != 1 {
+			t.Errorf("receive %s: %d failures, want the copy handed back", tc.receives, len(resp.BatchItemFailures))
+		}
+		got, err := b.store.Get(context.Background(), id)
+		if err != nil || got.Status != tc.want {
+			t.Errorf("receive %s: record %s (%v), want %s", tc.receives, got.Status, err, tc.want)
+		}
+		if v := b.queue.changes()[rec.ReceiptHandle]; v != tc.vis {
+			t.Errorf("receive %s: visibility %d, want %d", tc.receives, v, tc.vis)
+		}
+		if tc.want != message.Failed {
+			continue
+		}
+		if got.LastAttempt == nil || got.LastAttempt.StatusCode != 503 || !strings.HasPrefix(got.LastAttempt.Error, message.ReasonDeadLettered) {
+			t.Errorf("last attempt %+v, want the 503 with reason %s", got.LastAttempt, message.ReasonDeadLettered)
+		}
+		// Redriven from the dead-letter queue, to a target that now answers.
+		ok := newTarget(t, 200, nil, 0)
+		env := message.Envelope{ID: id, Fingerprint: fingerprint(id), Target: message.Target{URL: ok.URL}, Payload: json.RawMessage(`{"a":1}`)}
+		redriven := b.sqsRecord(t, env)
+		redriven.Attributes = map[string]string{"ApproximateReceiveCount": "1"}
+		if resp := handle(t, b, redriven); len(resp.BatchItemFailures) != 0 {
+			t.Errorf("redriven copy handed back")
+		}
+		if status, attempts := b.status(t, id); status != message.Delivered || attempts != 2 || ok.count(id) != 1 {
+			t.Errorf("redriven: record %s after %d attempts, %d POSTs; want delivered after 2, 1", status, attempts, ok.count(id))
+		}
+	}
+}
+
+// A copy not started before the deadline on its last receive ends its record failed
+// (dead-lettered), attempts untouched.
+func TestHandleDeadLetteredNotStarted(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, func(h *Handler) { h.Config.MaxReceiveCount = 5; h.Margin = time.Hour })
+	tg := newTarget(t, 200, nil, 0)
+	last, lastID := b.record(t, tg.URL)
+	last.Attributes = map[string]string{"ApproximateReceiveCount": "5"}
+	early, earlyID := b.record(t, tg.URL)
+	early.Attributes = map[string]string{"ApproximateReceiveCount": "2"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // less than the margin: nothing starts
+	defer cancel()
+	resp, err := b.h.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{last, early}})
+	if err != nil || len(resp.BatchItemFailures) != 2 {
+		t.Fatalf("Handle: %v, %v; want both handed back", resp, err)
+	}
+	got, _ := b.store.Get(context.Background(), lastID)
+	if got.Status != message.Failed || got.Attempts != 0 || got.LastAttempt == nil || !strings.HasPrefix(got.LastAttempt.Error, message.ReasonDeadLettered) {
+		t.Errorf("last receive: record %s, %d attempts, last attempt %+v; want failed (dead-lettered), 0", got.Status, got.Attempts, got.LastAttempt)
+	}
+	if status, _ := b.status(t, earlyID); status != message.Accepted {
+		t.Errorf("earlier receive: record %s, want accepted", status)
+	}
+	if tg.total() != 0 {
+		t.Errorf("%d POSTs, want none", tg.total())
 	}
 }
