@@ -98,6 +98,7 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		{name: "function timeout not the Timeout", template: replace(`FUNCTION_TIMEOUT: "120"`, `FUNCTION_TIMEOUT: "60"`), want: RuleTimeoutKnown},
 		{name: "request timeout beyond the function's", template: replace(`Default: "10s"`, `Default: "118s"`), want: RuleEnvValid},
 		{name: "receive count not the queue's", template: replace("MAX_RECEIVE_COUNT: !Ref MaxReceiveCount", `MAX_RECEIVE_COUNT: "25"`), want: RuleRedrive},
+		{name: "batch larger than one invocation starts", template: replace("    Default: 1000\n", "    Default: 2000\n"), want: RuleBatchStarts},
 		{name: "text logs", template: replace("LogFormat: JSON", "LogFormat: Text"), want: RuleJSONLogs},
 	}
 	for _, tt := range tests {
