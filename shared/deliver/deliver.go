@@ -132,9 +132,12 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		j.msg = &ev.Records[i]
 		h.parse(j)
 		if j.bad == nil {
+			// A copy with another fingerprint is another message's (or a stale) copy: it does
+			// not stand in for this one.
+			k := j.env.ID + "\x00" + j.env.Fingerprint
 			mu.Lock()
-			_, j.dup = seen[j.env.ID]
-			seen[j.env.ID] = struct{}{}
+			_, j.dup = seen[k]
+			seen[k] = struct{}{}
 			mu.Unlock()
 		}
 		return j.host
@@ -153,7 +156,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	results := r.Run(ctx, len(jobs), key, func(itemCtx context.Context, i int) error {
 		j := &jobs[i]
 		if j.dup {
-			// An earlier record of this batch carries the same message; its fate covers this one.
+			// An earlier record of this batch is a copy of the same message; its fate covers
+			// this one.
 			h.log().InfoContext(itemCtx, "duplicate record in batch", "message_id", j.env.ID, "sqs_message_id", j.msg.MessageId)
 			return nil
 		}

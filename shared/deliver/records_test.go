@@ -375,3 +375,20 @@ func TestHandleDeadLetteredNotStarted(t *testing.T) {
 		t.Errorf("%d POSTs, want none", tg.total())
 	}
 }
+
+// A stale copy and the record's own copy in one batch are not duplicates of each other: the stale
+// one is dropped, the own one delivered.
+func TestHandleStaleAndOwnCopyInOneBatch(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, nil)
+	tg := newTarget(t, 200, nil, 0)
+	own, id := b.record(t, tg.URL)
+	stale := b.sqsRecord(t, message.Envelope{ID: id, Fingerprint: "sha256:earlier", Target: message.Target{URL: tg.URL}, Payload: json.RawMessage(`{"a":1}`)})
+	b.h.Config.MaxConcurrency = 1 // the stale copy first
+	if resp := handle(t, b, stale, own); len(resp.BatchItemFailures) != 0 {
+		t.Errorf("failures %v, want none", failures(resp))
+	}
+	if status, _ := b.status(t, id); status != message.Delivered || tg.count(id) != 1 {
+		t.Errorf("record %s with %d POSTs, want delivered with 1", status, tg.count(id))
+	}
+}
