@@ -119,13 +119,16 @@ type job struct {
 	delay      time.Duration
 }
 
+// copyKey identifies the message a copy carries: its id and its record's fingerprint.
+type copyKey struct{ id, fingerprint string }
+
 // Handle delivers ev's records and reports those SQS must redeliver. It returns an error only
 // when the whole batch must be retried, which it never needs to: every record has its verdict.
 // The visibility of a record handed back is set as soon as its verdict is known.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	jobs := make([]job, len(ev.Records))
 	var mu sync.Mutex
-	seen := make(map[string]struct{}, len(ev.Records))
+	seen := make(map[copyKey]struct{}, len(ev.Records))
 	// Records are parsed by the runner's workers, just before each is scheduled by its host.
 	key := func(i int) string {
 		j := &jobs[i]
@@ -134,7 +137,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		if j.bad == nil {
 			// A copy with another fingerprint is another message's (or a stale) copy: it does
 			// not stand in for this one.
-			k := j.env.ID + "\x00" + j.env.Fingerprint
+			k := copyKey{j.env.ID, j.env.Fingerprint}
 			mu.Lock()
 			_, j.dup = seen[k]
 			seen[k] = struct{}{}

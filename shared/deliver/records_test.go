@@ -392,3 +392,28 @@ func TestHandleStaleAndOwnCopyInOneBatch(t *testing.T) {
 		t.Errorf("record %s with %d POSTs, want delivered with 1", status, tg.count(id))
 	}
 }
+
+// Many records retrying at once are all given their delay, ten or fewer to a call.
+func TestHandleVisibilityManyRetries(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, nil)
+	busy := newTarget(t, 500, nil, 0)
+	var ev events.SQSEvent
+	for range 25 {
+		rec, _ := b.record(t, busy.URL)
+		ev.Records = append(ev.Records, rec)
+	}
+	resp := handle(t, b, ev.Records...)
+	if len(resp.BatchItemFailures) != 25 {
+		t.Fatalf("%d failures, want 25", len(resp.BatchItemFailures))
+	}
+	vis := b.queue.changes()
+	for _, rec := range ev.Records {
+		if v, ok := vis[rec.ReceiptHandle]; !ok || v != 10 {
+			t.Errorf("%s: visibility %d (changed %v), want 10", rec.ReceiptHandle, v, ok)
+		}
+	}
+	if b.queue.calls < 3 || b.queue.calls > 25 {
+		t.Errorf("%d visibility calls for 25 changes, want 3 to 25", b.queue.calls)
+	}
+}
