@@ -474,6 +474,11 @@ func (h *Handler) deadLetterUnstarted(ctx context.Context, j *job, msg *events.S
 	if j.bad != nil || j.env.Fingerprint == "" {
 		return
 	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < h.margin()/2 {
+		// The rest of the margin is for the response: a late answer would return the batch.
+		h.log().ErrorContext(ctx, "copy goes to the dead-letter queue, no time left for its record to say so", "message_id", j.env.ID)
+		return
+	}
 	now := h.now()
 	_, err := h.Store.Finish(ctx, j.env.ID, store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
 		Attempt: &message.Attempt{At: now, Error: message.ReasonDeadLettered + ": not started before the invocation's deadline"}})
