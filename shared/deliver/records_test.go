@@ -352,13 +352,14 @@ func TestHandleDeadLetteredOnLastReceive(t *testing.T) {
 // (dead-lettered), attempts untouched.
 func TestHandleDeadLetteredNotStarted(t *testing.T) {
 	t.Parallel()
-	b := newBundle(t, func(h *Handler) { h.Config.MaxReceiveCount = 5; h.Margin = time.Hour })
+	b := newBundle(t, func(h *Handler) { h.Config.MaxReceiveCount = 5; h.Margin = time.Minute })
 	tg := newTarget(t, 200, nil, 0)
 	last, lastID := b.record(t, tg.URL)
 	last.Attributes = map[string]string{"ApproximateReceiveCount": "5"}
 	early, earlyID := b.record(t, tg.URL)
 	early.Attributes = map[string]string{"ApproximateReceiveCount": "2"}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // less than the margin: nothing starts
+	// Less than the margin, so nothing starts; more than half of it, so there is time to record.
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	resp, err := b.h.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{last, early}})
 	if err != nil || len(resp.BatchItemFailures) != 2 {
