@@ -30,7 +30,19 @@ type Config struct {
 	AllowPrivateTargets bool
 	AllowHTTPTargets    bool
 	LogLevel            slog.Level // LOG_LEVEL, or AWS_LAMBDA_LOG_LEVEL when Lambda sets it
+	// FunctionTimeout is the deliver function's own timeout, which Lambda shows a function only
+	// as each invocation's deadline; the template sets it from the function's Timeout so that a
+	// REQUEST_TIMEOUT no invocation can fit is refused at init. Zero: not known, not checked.
+	FunctionTimeout time.Duration
+	// MaxReceiveCount is the queue's redrive maxReceiveCount: the receive after which SQS moves
+	// a copy to the dead-letter queue. Zero: not known.
+	MaxReceiveCount int
 }
+
+// DeliverReserve is the time the deliver function keeps around every send within an invocation:
+// the claim's budget before it and the margin before the deadline (deliver's DefaultStoreBudget
+// and DefaultMargin). A send starts only when REQUEST_TIMEOUT plus this fits before the deadline.
+const DeliverReserve = 4 * time.Second
 
 // Limits on settings: SQS caps visibility timeouts at 12 hours and message size at 1 MiB, and
 // the envelope around a payload needs room of its own.
@@ -89,6 +101,8 @@ var settings = []setting{
 	{name: "LOG_LEVEL", required: false, parse: parseLevel},
 	// After LOG_LEVEL, so it wins: Lambda sets it from the function's ApplicationLogLevel.
 	{name: "AWS_LAMBDA_LOG_LEVEL", required: false, parse: parseLambdaLevel},
+	{name: "FUNCTION_TIMEOUT", required: false, parse: durationIn(time.Second, 15*time.Minute, func(c *Config) *time.Duration { return &c.FunctionTimeout })},
+	{name: "MAX_RECEIVE_COUNT", required: false, parse: intIn(1, 1000, func(c *Config) *int { return &c.MaxReceiveCount })},
 }
 
 // Load reads the settings through getenv (os.Getenv in main, a map in tests). It reports every
@@ -114,6 +128,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.RetryBaseDelay > c.RetryMaxDelay {
 		errs = append(errs, fmt.Errorf("RETRY_BASE_DELAY (%s) is above RETRY_MAX_DELAY (%s)", c.RetryBaseDelay, c.RetryMaxDelay))
+	}
+	if c.FunctionTimeout > 0 && c.RequestTimeout+DeliverReserve > c.FunctionTimeout {
+		errs = append(errs, fmt.Errorf("REQUEST_TIMEOUT (%s) plus %s for the record store and the deadline margin does not fit in FUNCTION_TIMEOUT (%s): no delivery could ever start", c.RequestTimeout, DeliverReserve, c.FunctionTimeout))
+	}
+	if c.MaxReceiveCount > 0 && c.MaxReceiveCount <= c.MaxAttempts {
+		errs = append(errs, fmt.Errorf("MAX_RECEIVE_COUNT (%d) is not above MAX_ATTEMPTS (%d): copies would be dead-lettered before their last attempt", c.MaxReceiveCount, c.MaxAttempts))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)

@@ -94,6 +94,46 @@ func TestLoadRefuses(t *testing.T) {
 	}
 }
 
+// A REQUEST_TIMEOUT that leaves no room for the store and the margin in the function's timeout
+// would start no delivery ever: it is refused at init, naming both variables.
+func TestLoadChecksRequestTimeoutAgainstFunctionTimeout(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		request, function string
+		ok                bool
+	}{
+		{"10s", "120", true},
+		{"116s", "120", true},
+		{"117s", "120", false},
+		{"10s", "12s", false},
+		{"15m", "", true}, // the function's timeout not known: not checked
+	}
+	for _, tt := range tests {
+		m := base()
+		m["REQUEST_TIMEOUT"], m["FUNCTION_TIMEOUT"] = tt.request, tt.function
+		_, err := Load(env(m))
+		if (err == nil) != tt.ok {
+			t.Errorf("REQUEST_TIMEOUT=%s FUNCTION_TIMEOUT=%s: error %v, want accepted %v", tt.request, tt.function, err, tt.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "REQUEST_TIMEOUT") || !strings.Contains(err.Error(), "FUNCTION_TIMEOUT")) {
+			t.Errorf("error %q does not name REQUEST_TIMEOUT and FUNCTION_TIMEOUT", err)
+		}
+	}
+}
+
+func TestLoadChecksMaxReceiveCount(t *testing.T) {
+	t.Parallel()
+	m := base()
+	m["MAX_ATTEMPTS"], m["MAX_RECEIVE_COUNT"] = "10", "10"
+	if _, err := Load(env(m)); err == nil || !strings.Contains(err.Error(), "MAX_RECEIVE_COUNT") {
+		t.Errorf("MAX_RECEIVE_COUNT equal to MAX_ATTEMPTS: error %v, want a refusal naming it", err)
+	}
+	m["MAX_RECEIVE_COUNT"] = "20"
+	if c, err := Load(env(m)); err != nil || c.MaxReceiveCount != 20 {
+		t.Errorf("MAX_RECEIVE_COUNT=20: %d, %v", c.MaxReceiveCount, err)
+	}
+}
+
 func TestLoadNeverEchoesSecrets(t *testing.T) {
 	t.Parallel()
 	m := base()
@@ -106,9 +146,10 @@ func TestLoadNeverEchoesSecrets(t *testing.T) {
 
 func TestNamesCoversEveryVariable(t *testing.T) {
 	t.Parallel()
-	// pushfn's 14 settings, and the level Lambda sets from the function's logging configuration.
-	if got := len(Names()); got != 15 {
-		t.Fatalf("Names() has %d variables, want 15", got)
+	// The 14 settings an operator sets, the 2 the template derives, and the level Lambda sets
+	// from the function's logging configuration.
+	if got := len(Names()); got != 17 {
+		t.Fatalf("Names() has %d variables, want 17", got)
 	}
 }
 

@@ -6,6 +6,7 @@
 package deliver
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/url"
 	"strconv"
 	"strings"
@@ -21,10 +21,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/pushfn/pushfn/shared/backoff"
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/push"
@@ -55,6 +54,25 @@ const (
 	DefaultMargin = 2 * time.Second
 )
 
+// Delays of records handed back because a dependency failed (the claim or the result write could
+// not reach DynamoDB): short, so delivery resumes within about a minute of an outage's end, and
+// growing with the record's receive count, so an outage is not hammered.
+const (
+	DependencyBaseDelay = 2 * time.Second
+	DependencyMaxDelay  = 30 * time.Second
+)
+
+// Delays between tries of a result write that failed for a reason other than a conflict
+// (throttling, a timeout, a 5xx), on top of the SDK's own retries.
+const (
+	resultRetryBase = 50 * time.Millisecond
+	resultRetryMax  = time.Second
+)
+
+// noDeadlineBudget bounds the result write's tries when the invocation has no deadline (tests,
+// benchmarks): a Lambda invocation always has one.
+const noDeadlineBudget = time.Minute
+
 // Handler delivers batches of SQS records. Its fields are set once, before the first call, and
 // never changed; one Handler serves concurrent invocations.
 type Handler struct {
@@ -65,8 +83,9 @@ type Handler struct {
 	Config   config.Config
 	Log      *slog.Logger // nil: no logs
 
-	// StoreBudget is the time allowed for the claim and the result write of one record, on top
-	// of the request timeout; 0 means DefaultStoreBudget.
+	// StoreBudget is the time allowed for the claim of one record, on top of the request
+	// timeout; 0 means DefaultStoreBudget. The result write has a budget of its own: it is
+	// tried until the invocation's deadline less the margin.
 	StoreBudget time.Duration
 	// Margin is kept free before the invocation's deadline; 0 means DefaultMargin.
 	Margin time.Duration
@@ -80,39 +99,48 @@ type Handler struct {
 type verdict int
 
 const (
-	ack        verdict = iota // deleted from the queue: final, malformed or a duplicate
-	giveBack                  // a batch item failure, visible again after the queue's timeout
-	retry                     // a batch item failure, visible again after job.delay
-	notStarted                // a batch item failure, visible again at once
+	ack      verdict = iota // deleted from the queue: final, malformed, stale or a duplicate
+	handBack                // a batch item failure, visible again after job.delay
+	crashed                 // a batch item failure left to the queue's visibility timeout
 )
 
 // job is one record of the batch, as parsed, and what became of it.
 type job struct {
-	msg     *events.SQSMessage
-	env     message.Envelope
-	host    string
-	url     *url.URL
-	bad     error // why the record is malformed
-	dup     bool  // an earlier record of the batch carries the same message
-	verdict verdict
-	delay   time.Duration
+	msg  *events.SQSMessage
+	env  message.Envelope
+	host string
+	url  *url.URL
+	bad  error // why the record is malformed
+	dup  bool  // an earlier record of the batch carries the same message
+	// deadLetter: this is the copy's last receive and its message is recorded failed
+	// (dead-lettered); handed back, the copy goes to the dead-letter queue, to be redriven.
+	deadLetter bool
+	verdict    verdict
+	delay      time.Duration
 }
+
+// copyKey identifies the message a copy carries: its id and its record's fingerprint.
+type copyKey struct{ id, fingerprint string }
 
 // Handle delivers ev's records and reports those SQS must redeliver. It returns an error only
 // when the whole batch must be retried, which it never needs to: every record has its verdict.
+// The visibility of a record handed back is set as soon as its verdict is known.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	jobs := make([]job, len(ev.Records))
 	var mu sync.Mutex
-	seen := make(map[string]struct{}, len(ev.Records))
+	seen := make(map[copyKey]struct{}, len(ev.Records))
 	// Records are parsed by the runner's workers, just before each is scheduled by its host.
 	key := func(i int) string {
 		j := &jobs[i]
 		j.msg = &ev.Records[i]
 		h.parse(j)
 		if j.bad == nil {
+			// A copy with another fingerprint is another message's (or a stale) copy: it does
+			// not stand in for this one.
+			k := copyKey{j.env.ID, j.env.Fingerprint}
 			mu.Lock()
-			_, j.dup = seen[j.env.ID]
-			seen[j.env.ID] = struct{}{}
+			_, j.dup = seen[k]
+			seen[k] = struct{}{}
 			mu.Unlock()
 		}
 		return j.host
@@ -121,21 +149,26 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	var tok [8]byte
 	_, _ = rand.Read(tok[:])
 	prefix := hex.EncodeToString(tok[:]) + "-"
+	vis := h.newVisibility(ctx)
 	r := runner.Runner{
 		Limit:   h.Config.MaxConcurrency,
 		PerKey:  h.Config.MaxPerHost,
 		Timeout: h.Config.RequestTimeout + h.storeBudget(),
 		Margin:  h.margin(),
 	}
-	results := r.Run(ctx, len(jobs), key, func(ctx context.Context, i int) error {
+	results := r.Run(ctx, len(jobs), key, func(itemCtx context.Context, i int) error {
 		j := &jobs[i]
 		if j.dup {
-			// An earlier record of this batch carries the same message; its fate covers this one.
-			h.log().InfoContext(ctx, "duplicate record in batch", "message_id", j.env.ID, "sqs_message_id", j.msg.MessageId)
+			// An earlier record of this batch is a copy of the same message; its fate covers
+			// this one.
+			h.log().InfoContext(itemCtx, "duplicate record in batch", "message_id", j.env.ID, "sqs_message_id", j.msg.MessageId)
 			return nil
 		}
-		h.deliver(ctx, j, prefix+strconv.Itoa(i))
+		h.deliver(ctx, itemCtx, j, prefix+strconv.Itoa(i))
 		j.env.Payload = nil // sent: let it be collected while the batch goes on
+		if j.verdict == handBack {
+			vis.set(i, j.msg, j.delay)
+		}
 		return nil
 	})
 	for i, err := range results {
@@ -143,32 +176,25 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		var pe *runner.PanicError
 		switch {
 		case errors.Is(err, runner.ErrNotStarted):
-			j.verdict = notStarted
+			// No attempt was made: visible again at once, for another invocation to start.
+			j.verdict, j.delay = handBack, 0
+			vis.set(i, &ev.Records[i], 0)
+			if h.lastReceive(&ev.Records[i]) {
+				h.deadLetterUnstarted(ctx, j, &ev.Records[i])
+			}
 		case errors.As(err, &pe):
-			j.verdict = giveBack
+			j.verdict = crashed
 			h.log().ErrorContext(ctx, "delivery panicked", "message_id", j.env.ID, "target_host", j.host, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 		}
 	}
+	vis.close()
 
 	var resp events.SQSEventResponse
-	var changes []sqstypes.ChangeMessageVisibilityBatchRequestEntry
 	for i := range jobs {
-		j := &jobs[i]
-		if j.verdict == ack {
-			continue
-		}
-		msg := &ev.Records[i]
-		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
-		switch j.verdict {
-		case retry, notStarted:
-			changes = append(changes, sqstypes.ChangeMessageVisibilityBatchRequestEntry{
-				Id:                aws.String(strconv.Itoa(i)),
-				ReceiptHandle:     aws.String(msg.ReceiptHandle),
-				VisibilityTimeout: visibilitySeconds(j.delay),
-			})
+		if jobs[i].verdict != ack {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: ev.Records[i].MessageId})
 		}
 	}
-	h.changeVisibility(ctx, changes)
 	return resp, nil
 }
 
@@ -176,11 +202,12 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 func (h *Handler) parse(j *job) {
 	env, err := decodeEnvelope(j.msg.Body)
 	if err != nil {
-		var idOnly struct {
-			ID string `json:"id"`
+		var known struct {
+			ID          string `json:"id"`
+			Fingerprint string `json:"fingerprint"`
 		}
-		_ = json.Unmarshal([]byte(j.msg.Body), &idOnly)
-		j.env = message.Envelope{ID: idOnly.ID}
+		_ = json.Unmarshal([]byte(j.msg.Body), &known)
+		j.env = message.Envelope{ID: known.ID, Fingerprint: known.Fingerprint}
 		j.bad = fmt.Errorf("not a message envelope: %w", err)
 		return
 	}
@@ -203,35 +230,46 @@ func (h *Handler) parse(j *job) {
 	}
 }
 
-// deliver runs one record: claim, send, record the result, and sets j's verdict.
-func (h *Handler) deliver(ctx context.Context, j *job, token string) {
+// deliver runs one record: claim, send, record the result, and sets j's verdict and delay. The
+// claim and the send run under itemCtx, bounded by the request timeout and the store budget; the
+// result write under a budget of its own taken from inv, the invocation's context.
+func (h *Handler) deliver(inv, itemCtx context.Context, j *job, token string) {
+	ctx := itemCtx
 	log := h.log()
 	id := j.env.ID
 	now := h.now()
 	if j.bad != nil {
-		j.verdict = ack
-		log.WarnContext(ctx, "malformed record", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error())
-		if message.ValidID(id) {
-			h.finishUnclaimed(ctx, j, store.Outcome{Now: now, Status: message.Failed, Attempt: &message.Attempt{At: now, Error: "malformed message: " + j.bad.Error()}})
-		}
+		h.malformed(ctx, j, now)
 		return
 	}
 	if exp := j.env.ExpiresAt; exp != nil && !now.Before(*exp) {
-		j.verdict = ack
 		log.InfoContext(ctx, "delivery", "message_id", id, "target_host", j.host, "status", message.Expired)
-		h.finishUnclaimed(ctx, j, store.Outcome{Now: now, Status: message.Expired})
+		h.finishUnclaimed(ctx, j, store.Outcome{Now: now, Status: message.Expired, Fingerprint: j.env.Fingerprint})
 		return
 	}
 
-	rec, err := h.Store.Claim(ctx, id, store.Claim{Now: now, Lease: h.Config.RequestTimeout + h.storeBudget(), Token: token})
+	// The lease covers the send and the result write's own budget, which runs to the
+	// invocation's deadline: no other copy may be sent while this worker can still record.
+	lease := h.Config.RequestTimeout + h.storeBudget()
+	if d, ok := inv.Deadline(); ok {
+		lease = max(lease, time.Until(d))
+	}
+	rec, err := h.Store.Claim(ctx, id, store.Claim{Now: now, Lease: lease, Token: token, Fingerprint: j.env.Fingerprint})
+	var ce *store.ConflictError
 	switch {
 	case errors.Is(err, store.ErrFinal):
 		j.verdict = ack
 		log.InfoContext(ctx, "already final, not sent", "message_id", id, "target_host", j.host)
 		return
-	case errors.Is(err, store.ErrLeased):
-		j.verdict = giveBack
-		log.InfoContext(ctx, "leased by another worker, not sent", "message_id", id, "target_host", j.host)
+	case errors.Is(err, store.ErrStale):
+		// The record now belongs to a later message under the same key, which has copies of
+		// its own: this one must never be sent.
+		j.verdict = ack
+		log.WarnContext(ctx, "copy of an earlier message under the same key, not sent", "message_id", id, "target_host", j.host)
+		return
+	case errors.Is(err, store.ErrLeased) && errors.As(err, &ce):
+		h.handBackFor(j, ce.Record, now)
+		log.InfoContext(ctx, "leased by another worker, not sent", "message_id", id, "target_host", j.host, "visible_in_ms", j.delay.Milliseconds())
 		return
 	case errors.Is(err, store.ErrNotFound):
 		// The api removed the record because it could not queue the message and answered 503:
@@ -240,14 +278,14 @@ func (h *Handler) deliver(ctx context.Context, j *job, token string) {
 		log.WarnContext(ctx, "no record for message, not sent", "message_id", id, "target_host", j.host)
 		return
 	case err != nil:
-		j.verdict = giveBack
+		h.dependencyFailed(j)
 		log.ErrorContext(ctx, "claim failed", "message_id", id, "target_host", j.host, "error", err.Error())
 		return
 	}
 	if rec.Attempts > h.Config.MaxAttempts {
 		// Earlier workers claimed it and died before recording a result, too often.
-		h.finish(ctx, j, rec.Attempts, store.Outcome{Now: now, Status: message.Failed, Token: token,
-			Attempt: &message.Attempt{At: now, Error: "attempts exhausted"}})
+		h.finish(inv, j, rec.Attempts, store.Outcome{Now: now, Status: message.Failed, Token: token,
+			Attempt: &message.Attempt{At: now, Error: "attempts exhausted"}}, 0)
 		return
 	}
 
@@ -262,35 +300,77 @@ func (h *Handler) deliver(ctx context.Context, j *job, token string) {
 	switch {
 	case res.Outcome == push.Delivered:
 		o.Status = message.Delivered
+	case res.Outcome == push.Retryable && rec.Attempts < h.Config.MaxAttempts && h.lastReceive(j.msg):
+		// Handed back, this copy goes to the dead-letter queue: nothing would retry it, so the
+		// record must not say retrying.
+		o.Status, j.deadLetter = message.Failed, true
+		attempt.Error = message.ReasonDeadLettered + ": " + cmp.Or(attempt.Error, "status "+strconv.Itoa(attempt.StatusCode))
 	case res.Outcome == push.Retryable && rec.Attempts < h.Config.MaxAttempts:
 		o.Status = message.Retrying
 	default:
 		o.Status = message.Failed
 	}
-	h.finish(ctx, j, rec.Attempts, o)
-	if j.verdict == retry {
-		j.delay = h.backoff(rec.Attempts, res.RetryAfter)
-	}
+	h.finish(inv, j, rec.Attempts, o, res.RetryAfter)
 }
 
-// finish records the outcome of a claimed record and sets j's verdict.
-func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outcome) {
+// malformed acknowledges a record that cannot be delivered. It never changes the record of the
+// message whose id it carries unless the copy proves to be that record's own (its fingerprint is
+// the record's): a broken copy under a good message's id must not fail that message.
+func (h *Handler) malformed(ctx context.Context, j *job, now time.Time) {
+	j.verdict = ack
 	log := h.log()
-	_, err := h.Store.Finish(ctx, j.env.ID, o)
+	id := j.env.ID
+	if !message.ValidID(id) || j.env.Fingerprint == "" {
+		log.WarnContext(ctx, "malformed record, not recorded", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error())
+		return
+	}
+	_, err := h.Store.Finish(ctx, id, store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
+		Attempt: &message.Attempt{At: now, Error: "malformed message: " + j.bad.Error()}})
+	if err != nil {
+		log.WarnContext(ctx, "malformed record, not recorded", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error(), "error", err.Error())
+		return
+	}
+	log.WarnContext(ctx, "malformed record, recorded failed", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error())
+}
+
+// finish records the outcome of a claimed record and sets j's verdict. The write has its own
+// budget, up to the invocation's deadline less the margin, whatever the send left: failures other
+// than a conflict (throttling, timeouts) are tried again until then, so a slow 2xx is not
+// followed by a second POST because one write was throttled.
+func (h *Handler) finish(inv context.Context, j *job, attempts int, o store.Outcome, retryAfter time.Duration) {
+	log := h.log()
+	ctx, cancel := h.resultContext(inv)
+	defer cancel()
+	var err error
+	pause := backoff.Policy{Base: resultRetryBase, Max: resultRetryMax, Jitter: h.Jitter}
+	for try := 1; ; try++ {
+		_, err = h.Store.Finish(ctx, j.env.ID, o)
+		if err == nil || conflict(err) || !sleep(ctx, pause.Delay(try)) {
+			break
+		}
+		log.WarnContext(ctx, "recording the result failed, trying again", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "try", try, "error", err.Error())
+	}
+	var ce *store.ConflictError
 	switch {
-	case errors.Is(err, store.ErrLeaseLost):
-		// Another worker took the lease over with its own copy of the record; that copy goes on.
-		j.verdict = ack
-		log.WarnContext(ctx, "lease lost before the result was recorded", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status)
+	case errors.Is(err, store.ErrLeaseLost) && errors.As(err, &ce):
+		// The lease ran out and another worker took the record over, or moved it on. This
+		// copy is acknowledged only if the record no longer waits for delivery.
+		h.handBackFor(j, ce.Record, h.now())
+		log.WarnContext(ctx, "lease lost before the result was recorded", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status, "record_status", ce.Record.Status)
 		return
 	case err != nil:
-		j.verdict = giveBack
+		// The result is not recorded: the record is leased until its lease runs out, then
+		// taken over by this copy, handed back to SQS. A 2xx sent is sent again only then.
+		h.dependencyFailed(j)
 		log.ErrorContext(ctx, "recording the result failed", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status, "error", err.Error())
 		return
 	}
-	if o.Status == message.Retrying {
-		j.verdict = retry
-	} else {
+	switch {
+	case j.deadLetter:
+		j.verdict, j.delay = handBack, 0
+	case o.Status == message.Retrying:
+		j.verdict, j.delay = handBack, h.backoff(attempts, retryAfter)
+	default:
 		j.verdict = ack
 	}
 	a := o.Attempt
@@ -300,68 +380,122 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 		slog.Int64("duration_ms", a.DurationMS), slog.String("error", a.Error))
 }
 
-// finishUnclaimed ends a record that was never claimed (malformed or expired); a record already
-// final or gone is left as it is.
+// resultContext is the budget of a result write: the invocation's deadline less the margin, not
+// cancelled with the item.
+func (h *Handler) resultContext(inv context.Context) (context.Context, context.CancelFunc) {
+	base := context.WithoutCancel(inv)
+	if d, ok := inv.Deadline(); ok {
+		return context.WithDeadline(base, d.Add(-h.margin()))
+	}
+	return context.WithTimeout(base, noDeadlineBudget)
+}
+
+// conflict reports whether err is the store's answer about the record, which no retry changes.
+func conflict(err error) bool {
+	var ce *store.ConflictError
+	return errors.As(err, &ce) || errors.Is(err, store.ErrNotFound)
+}
+
+// sleep waits d or until ctx ends, and reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return ctx.Err() == nil
+	}
+}
+
+// handBackFor sets j's verdict after rec, the record as another worker left it: acknowledged when
+// rec is final; else handed back to become visible when rec's lease runs out, or when rec's own
+// retry is due.
+func (h *Handler) handBackFor(j *job, rec message.Record, now time.Time) {
+	switch {
+	case rec.Status.Final():
+		j.verdict = ack
+	case rec.Status == message.Delivering && rec.LeaseUntil.After(now):
+		j.verdict, j.delay = handBack, rec.LeaseUntil.Sub(now)
+	case rec.Status == message.Retrying:
+		j.verdict, j.delay = handBack, h.backoff(rec.Attempts, 0)
+	default:
+		h.dependencyFailed(j)
+	}
+}
+
+// dependencyFailed hands j back after a short delay: the store could not be reached.
+func (h *Handler) dependencyFailed(j *job) {
+	n, _ := strconv.Atoi(j.msg.Attributes["ApproximateReceiveCount"])
+	j.verdict = handBack
+	j.delay = backoff.Policy{Base: DependencyBaseDelay, Max: DependencyMaxDelay, Jitter: h.Jitter}.Delay(n)
+	if h.lastReceive(j.msg) {
+		// The store cannot be reached to say so: the record keeps its state while the copy goes
+		// to the dead-letter queue, from which it can be redriven.
+		h.log().Error("copy goes to the dead-letter queue, its record could not say so", "message_id", j.env.ID, "sqs_message_id", j.msg.MessageId)
+	}
+}
+
+// finishUnclaimed ends a record that was never claimed (an expired copy). A record already final
+// or gone is left as it is; one leased by a live worker is handed back until that lease ends.
 func (h *Handler) finishUnclaimed(ctx context.Context, j *job, o store.Outcome) {
 	_, err := h.Store.Finish(ctx, j.env.ID, o)
-	if err == nil || errors.Is(err, store.ErrFinal) || errors.Is(err, store.ErrNotFound) {
+	var ce *store.ConflictError
+	switch {
+	case err == nil || errors.Is(err, store.ErrFinal) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrStale):
+		j.verdict = ack
+	case errors.Is(err, store.ErrLeased) && errors.As(err, &ce):
+		h.handBackFor(j, ce.Record, o.Now)
+	default:
+		h.dependencyFailed(j)
+		h.log().ErrorContext(ctx, "recording the end of a message failed", "message_id", j.env.ID, "status", o.Status, "error", err.Error())
+	}
+}
+
+// lastReceive reports whether msg goes to the dead-letter queue if it is handed back: its receive
+// count has reached the queue's maxReceiveCount (when the configuration knows it).
+func (h *Handler) lastReceive(msg *events.SQSMessage) bool {
+	if h.Config.MaxReceiveCount <= 0 {
+		return false
+	}
+	n, err := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
+	return err == nil && n >= h.Config.MaxReceiveCount
+}
+
+// deadLetterUnstarted records failed (dead-lettered) the message of a copy that was not started
+// on its last receive, within what is left of the invocation: handed back, it goes to the
+// dead-letter queue and nothing would deliver it. A record leased by a live worker, final, or
+// of another message is left alone.
+func (h *Handler) deadLetterUnstarted(ctx context.Context, j *job, msg *events.SQSMessage) {
+	if j.msg == nil { // never scheduled, so never parsed
+		j.msg = msg
+		h.parse(j)
+	}
+	if j.bad != nil || j.env.Fingerprint == "" {
 		return
 	}
-	j.verdict = giveBack
-	h.log().ErrorContext(ctx, "recording the end of a message failed", "message_id", j.env.ID, "status", o.Status, "error", err.Error())
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < h.margin()/2 {
+		// The rest of the margin is for the response: a late answer would return the batch.
+		h.log().ErrorContext(ctx, "copy goes to the dead-letter queue, no time left for its record to say so", "message_id", j.env.ID)
+		return
+	}
+	now := h.now()
+	_, err := h.Store.Finish(ctx, j.env.ID, store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
+		Attempt: &message.Attempt{At: now, Error: message.ReasonDeadLettered + ": not started before the invocation's deadline"}})
+	if err != nil && !conflict(err) {
+		h.log().ErrorContext(ctx, "copy goes to the dead-letter queue, its record could not say so", "message_id", j.env.ID, "error", err.Error())
+		return
+	}
+	j.deadLetter = err == nil
 }
 
 // backoff is the delay before the next attempt after attempt n (1-based): exponential from the
 // base delay, doubling up to the maximum, with full jitter; a Retry-After wins, capped too.
 func (h *Handler) backoff(n int, retryAfter time.Duration) time.Duration {
-	maxDelay := h.Config.RetryMaxDelay
 	if retryAfter > 0 {
-		return min(retryAfter, maxDelay)
+		return min(retryAfter, h.Config.RetryMaxDelay)
 	}
-	d := h.Config.RetryBaseDelay
-	for i := 1; i < n && d < maxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, maxDelay)
-	if h.Jitter != nil {
-		return h.Jitter(d)
-	}
-	if d <= 0 {
-		return 0
-	}
-	return time.Duration(mrand.Int64N(int64(d) + 1))
-}
-
-// maxVisibility is SQS's limit on a visibility timeout: 12 hours.
-const maxVisibility = 12 * 60 * 60
-
-// visibilitySeconds rounds d up to whole seconds within SQS's limits.
-func visibilitySeconds(d time.Duration) int32 {
-	s := (d + time.Second - 1) / time.Second
-	return int32(min(max(s, 0), maxVisibility))
-}
-
-// changeVisibility applies the visibility changes, ten per call as SQS allows, a few calls at a
-// time. A change that fails leaves the record to the queue's own visibility timeout, so it is
-// only logged.
-func (h *Handler) changeVisibility(ctx context.Context, changes []sqstypes.ChangeMessageVisibilityBatchRequestEntry) {
-	if h.Queue == nil || len(changes) == 0 {
-		return
-	}
-	const perCall = 10
-	calls := (len(changes) + perCall - 1) / perCall
-	runner.Runner{Limit: 16}.Run(ctx, calls, func(int) string { return "" }, func(ctx context.Context, c int) error {
-		entries := changes[c*perCall : min((c+1)*perCall, len(changes))]
-		out, err := h.Queue.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(h.QueueURL), Entries: entries})
-		if err != nil {
-			h.log().ErrorContext(ctx, "changing visibility failed", "records", len(entries), "error", err.Error())
-			return nil
-		}
-		for _, f := range out.Failed {
-			h.log().ErrorContext(ctx, "changing visibility failed", "entry", aws.ToString(f.Id), "code", aws.ToString(f.Code))
-		}
-		return nil
-	})
+	return backoff.Policy{Base: h.Config.RetryBaseDelay, Max: h.Config.RetryMaxDelay, Jitter: h.Jitter}.Delay(n)
 }
 
 func (h *Handler) log() *slog.Logger {

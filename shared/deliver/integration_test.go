@@ -15,6 +15,7 @@ import (
 
 	"github.com/pushfn/pushfn/shared/local/awstest"
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
 )
@@ -138,4 +139,73 @@ func receive(t *testing.T, sq *sqs.Client, url string, want int, within time.Dur
 		t.Fatalf("received %d records, want %d", len(ev.Records), want)
 	}
 	return ev
+}
+
+// TestIntegrationLostAnswer runs the handler against DynamoDB Local through a client that loses
+// the answer of one write after DynamoDB applied it, so the SDK's retry fails its condition on
+// that write's own result. A lost result write of a retryable failure must still hand the
+// record back with its backoff (not acknowledge it and leave it retrying with no copy left);
+// a lost claim must still send, counting one attempt.
+func TestIntegrationLostAnswer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ddb, lost := awstest.DynamoDBLostAnswers(t)
+	table := awstest.Name(t)
+	t.Cleanup(func() {
+		_, _ = ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	})
+	if err := store.CreateTable(ctx, ddb, table); err != nil {
+		t.Fatal(err)
+	}
+	db := store.NewDynamoDB(ddb, table, time.Hour)
+	for _, tc := range []struct {
+		name       string
+		status     int
+		loseClaim  bool
+		want       message.Status
+		handedBack bool
+	}{
+		{name: "result of a 503", status: 503, want: message.Retrying, handedBack: true},
+		{name: "result of a 200", status: 200, want: message.Delivered},
+		{name: "claim", status: 200, loseClaim: true, want: message.Delivered},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBundle(t, nil)
+			b.h.Store = db
+			tg := newTarget(t, tc.status, nil, 0)
+			real := b.h.Sender
+			b.h.Sender = senderFunc(func(ctx context.Context, r push.Request) push.Result {
+				if !tc.loseClaim {
+					lost.Arm("UpdateItem", 1) // the result write that follows the send
+				}
+				return real.Send(ctx, r)
+			})
+			id := message.NewID(time.Now())
+			if err := db.Create(ctx, message.Record{ID: id, Fingerprint: fingerprint(id), CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			rec := b.sqsRecord(t, message.Envelope{ID: id, Fingerprint: fingerprint(id), Target: message.Target{URL: tg.URL}, Payload: json.RawMessage(`{"n":1}`)})
+			_, dropped0 := lost.Counts("UpdateItem")
+			if tc.loseClaim {
+				lost.Arm("UpdateItem", 1)
+			}
+			resp := handle(t, b, rec)
+			if _, dropped := lost.Counts("UpdateItem"); dropped != dropped0+1 {
+				t.Fatalf("%d answers lost, want 1", dropped-dropped0)
+			}
+			got, err := db.Get(ctx, id)
+			if err != nil || got.Status != tc.want || got.Attempts != 1 {
+				t.Errorf("record %s after %d attempts (%v), want %s after 1", got.Status, got.Attempts, err, tc.want)
+			}
+			if n := tg.count(id); n != 1 {
+				t.Errorf("%d POSTs, want 1", n)
+			}
+			if handedBack := len(resp.BatchItemFailures) == 1; handedBack != tc.handedBack {
+				t.Errorf("handed back %v, want %v", handedBack, tc.handedBack)
+			}
+			if v, ok := b.queue.changes()[rec.ReceiptHandle]; tc.handedBack && (!ok || v != 10) {
+				t.Errorf("visibility %d (changed %v), want the first retry's 10 s", v, ok)
+			}
+		})
+	}
 }

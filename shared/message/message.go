@@ -51,6 +51,10 @@ const (
 	Expired    Status = "expired"
 )
 
+// ReasonDeadLettered begins the error of the last attempt of a message whose copy went to the
+// dead-letter queue: its record is failed, yet a copy redriven from that queue may claim it again.
+const ReasonDeadLettered = "dead_lettered"
+
 // Final reports whether no further delivery attempt may follow s.
 func (s Status) Final() bool {
 	return s == Delivered || s == Failed || s == Expired
@@ -75,6 +79,7 @@ type Record struct {
 	Attempts       int
 	LeaseToken     string    // set while a worker holds the lease
 	LeaseUntil     time.Time // zero when no lease is held
+	FinishedBy     string    // the token of the lease the last claimed result write ended
 	LastAttempt    *Attempt
 	CreatedAt      time.Time
 	UpdatedAt      time.Time

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -12,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/pushfn/pushfn/shared/backoff"
 )
 
 // API is the part of the SQS client a Producer calls; *sqs.Client has it.
@@ -243,14 +244,11 @@ func (p *Producer) sendChunk(ctx context.Context, entries []Entry, chunk []int, 
 // sleep waits before re-send n: a random time up to BaseDelay doubled n-1 times, capped at
 // MaxDelay (no cap when MaxDelay is zero). It returns early with ctx's error.
 func (p *Producer) sleep(ctx context.Context, n int) error {
-	ceiling := p.BaseDelay << min(n-1, 20)
-	if p.MaxDelay > 0 && ceiling > p.MaxDelay {
-		ceiling = p.MaxDelay
-	}
-	if ceiling <= 0 {
+	policy := backoff.Policy{Base: p.BaseDelay, Max: p.MaxDelay}
+	if policy.Ceiling(n) <= 0 {
 		return ctx.Err()
 	}
-	t := time.NewTimer(rand.N(ceiling) + 1)
+	t := time.NewTimer(policy.Delay(n))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -55,6 +55,7 @@ const (
 	attrAttempts       = "attempts"
 	attrLeaseToken     = "lease_token"
 	attrLeaseUntil     = "lease_until" // epoch milliseconds, so conditions compare numbers
+	attrFinishedBy     = "finished_by" // the lease token of the last claimed result write
 	attrLastAttempt    = "last_attempt"
 	attrCreatedAt      = "created_at"
 	attrUpdatedAt      = "updated_at"
@@ -118,36 +119,55 @@ func (d *DynamoDB) Claim(ctx context.Context, id string, c Claim) (message.Recor
 	if err := ctx.Err(); err != nil {
 		return message.Record{}, fmt.Errorf("claim %s: %w", id, err)
 	}
+	names := map[string]string{
+		"#status": attrStatus, "#attempts": attrAttempts, "#lease_token": attrLeaseToken,
+		"#lease_until": attrLeaseUntil, "#updated_at": attrUpdatedAt, "#ttl": attrTTL,
+	}
+	values := map[string]types.AttributeValue{
+		":accepted":   str(string(message.Accepted)),
+		":retrying":   str(string(message.Retrying)),
+		":delivering": str(string(message.Delivering)),
+		":now":        num(c.Now.UnixMilli()),
+		":zero":       num(0),
+		":one":        num(1),
+		":token":      str(c.Token),
+		":until":      num(c.Now.Add(c.Lease).UnixMilli()),
+		":updated_at": timeValue(c.Now),
+		":ttl":        num(ttlAt(c.Now, d.ttl).Unix()),
+	}
+	cond := "(#status IN (:accepted, :retrying) OR (#status = :delivering AND #lease_until < :now) OR " +
+		"(#status = :failed AND begins_with(#last_attempt.#error, :dead_lettered)))"
+	names["#last_attempt"], names["#error"] = attrLastAttempt, "error"
+	values[":failed"] = str(string(message.Failed))
+	values[":dead_lettered"] = str(message.ReasonDeadLettered)
+	if c.Fingerprint != "" {
+		cond += " AND #fingerprint = :fingerprint"
+		names["#fingerprint"] = attrFingerprint
+		values[":fingerprint"] = str(c.Fingerprint)
+	}
 	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(d.table),
-		Key:       key(id),
-		ConditionExpression: aws.String("#status IN (:accepted, :retrying) OR " +
-			"(#status = :delivering AND #lease_until < :now)"),
+		TableName:           aws.String(d.table),
+		Key:                 key(id),
+		ConditionExpression: aws.String(cond),
 		UpdateExpression: aws.String("SET #status = :delivering, #attempts = if_not_exists(#attempts, :zero) + :one, " +
 			"#lease_token = :token, #lease_until = :until, #updated_at = :updated_at, #ttl = :ttl"),
-		ExpressionAttributeNames: map[string]string{
-			"#status": attrStatus, "#attempts": attrAttempts, "#lease_token": attrLeaseToken,
-			"#lease_until": attrLeaseUntil, "#updated_at": attrUpdatedAt, "#ttl": attrTTL,
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":accepted":   str(string(message.Accepted)),
-			":retrying":   str(string(message.Retrying)),
-			":delivering": str(string(message.Delivering)),
-			":now":        num(c.Now.UnixMilli()),
-			":zero":       num(0),
-			":one":        num(1),
-			":token":      str(c.Token),
-			":until":      num(c.Now.Add(c.Lease).UnixMilli()),
-			":updated_at": timeValue(c.Now),
-			":ttl":        num(ttlAt(c.Now, d.ttl).Unix()),
-		},
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
+		// The SDK retries a request whose answer was lost; when the first one was applied, the
+		// retry's condition fails on the lease this claim took.
+		if old, ok := conditionRecord(err); ok && old.Status == message.Delivering && old.LeaseToken == c.Token {
+			return old, nil
+		}
 		return message.Record{}, d.conflict("claim", id, err, func(old message.Record) error {
-			if old.Status.Final() {
+			switch {
+			case old.Status.Final() && !deadLettered(old):
 				return ErrFinal
+			case c.Fingerprint != "" && old.Fingerprint != c.Fingerprint:
+				return ErrStale
 			}
 			return ErrLeased
 		})
@@ -180,16 +200,25 @@ func (d *DynamoDB) Finish(ctx context.Context, id string, o Outcome) (message.Re
 		names["#delivered_at"] = attrDeliveredAt
 	}
 	var cond string
+	values[":delivering"] = str(string(message.Delivering))
 	if o.Token != "" {
 		cond = "#status = :delivering AND #lease_token = :token"
-		values[":delivering"] = str(string(message.Delivering))
+		set += ", #finished_by = :token"
+		names["#finished_by"] = attrFinishedBy
 		values[":token"] = str(o.Token)
 	} else {
-		cond = "attribute_exists(#id) AND NOT (#status IN (:delivered, :failed, :expired))"
+		cond = "attribute_exists(#id) AND NOT (#status IN (:delivered, :failed, :expired)) AND " +
+			"NOT (#status = :delivering AND #lease_until >= :now)"
 		names["#id"] = attrID
 		values[":delivered"] = str(string(message.Delivered))
 		values[":failed"] = str(string(message.Failed))
 		values[":expired"] = str(string(message.Expired))
+		values[":now"] = num(o.Now.UnixMilli())
+		if o.Fingerprint != "" {
+			cond += " AND #fingerprint = :fingerprint"
+			names["#fingerprint"] = attrFingerprint
+			values[":fingerprint"] = str(o.Fingerprint)
+		}
 	}
 	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(d.table),
@@ -202,11 +231,21 @@ func (d *DynamoDB) Finish(ctx context.Context, id string, o Outcome) (message.Re
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
-		return message.Record{}, d.conflict("finish", id, err, func(message.Record) error {
-			if o.Token != "" {
+		// A retry of a finish that was applied but whose answer was lost meets the finisher
+		// this finish named.
+		if old, ok := conditionRecord(err); ok && o.Token != "" && old.FinishedBy == o.Token {
+			return old, nil
+		}
+		return message.Record{}, d.conflict("finish", id, err, func(old message.Record) error {
+			switch {
+			case o.Token != "":
 				return ErrLeaseLost
+			case old.Status.Final():
+				return ErrFinal
+			case o.Fingerprint != "" && old.Fingerprint != o.Fingerprint:
+				return ErrStale
 			}
-			return ErrFinal
+			return ErrLeased
 		})
 	}
 	return d.written("finish", id, out.Attributes)
@@ -302,6 +341,16 @@ func (d *DynamoDB) conflict(op, id string, err error, reason func(old message.Re
 	return fmt.Errorf("%s %s: %w", op, id, &ConflictError{Err: reason(old), Record: old})
 }
 
+// conditionRecord is the record a failed condition returned with err, when err is one.
+func conditionRecord(err error) (message.Record, bool) {
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) || len(ccf.Item) == 0 {
+		return message.Record{}, false
+	}
+	rec, uerr := unmarshalRecord(ccf.Item)
+	return rec, uerr == nil
+}
+
 func (d *DynamoDB) written(op, id string, item map[string]types.AttributeValue) (message.Record, error) {
 	rec, err := unmarshalRecord(item)
 	if err != nil {
@@ -374,6 +423,7 @@ func marshalRecord(rec message.Record) map[string]types.AttributeValue {
 		item[attrReplayed] = &types.AttributeValueMemberBOOL{Value: true}
 	}
 	putStr(attrLeaseToken, rec.LeaseToken)
+	putStr(attrFinishedBy, rec.FinishedBy)
 	if !rec.LeaseUntil.IsZero() {
 		item[attrLeaseUntil] = num(rec.LeaseUntil.UnixMilli())
 	}
@@ -470,6 +520,7 @@ func unmarshalRecord(item map[string]types.AttributeValue) (message.Record, erro
 		TargetHost:     r.str(attrTargetHost),
 		Attempts:       int(r.num(attrAttempts)),
 		LeaseToken:     r.str(attrLeaseToken),
+		FinishedBy:     r.str(attrFinishedBy),
 		CreatedAt:      r.time(attrCreatedAt),
 		UpdatedAt:      r.time(attrUpdatedAt),
 		DeliveredAt:    r.time(attrDeliveredAt),

@@ -107,8 +107,12 @@ func (m *Memory) Claim(ctx context.Context, id string, c Claim) (message.Record,
 	}
 	rec := r
 	switch {
-	case rec.Status.Final():
+	case rec.Status == message.Delivering && rec.LeaseToken == c.Token:
+		return clone(rec), nil // this claim, applied before
+	case rec.Status.Final() && !deadLettered(rec):
 		return message.Record{}, &ConflictError{Err: ErrFinal, Record: clone(rec)}
+	case c.Fingerprint != "" && rec.Fingerprint != c.Fingerprint:
+		return message.Record{}, &ConflictError{Err: ErrStale, Record: clone(rec)}
 	case rec.Status == message.Delivering && !rec.LeaseUntil.Before(c.Now):
 		return message.Record{}, &ConflictError{Err: ErrLeased, Record: clone(rec)}
 	}
@@ -135,12 +139,21 @@ func (m *Memory) Finish(ctx context.Context, id string, o Outcome) (message.Reco
 	}
 	rec := r
 	switch {
+	case o.Token != "" && rec.FinishedBy == o.Token:
+		return clone(rec), nil // this finish, applied before
 	case o.Token != "" && (rec.Status != message.Delivering || rec.LeaseToken != o.Token):
 		return message.Record{}, &ConflictError{Err: ErrLeaseLost, Record: clone(rec)}
 	case o.Token == "" && rec.Status.Final():
 		return message.Record{}, &ConflictError{Err: ErrFinal, Record: clone(rec)}
+	case o.Token == "" && o.Fingerprint != "" && rec.Fingerprint != o.Fingerprint:
+		return message.Record{}, &ConflictError{Err: ErrStale, Record: clone(rec)}
+	case o.Token == "" && rec.Status == message.Delivering && !rec.LeaseUntil.Before(o.Now):
+		return message.Record{}, &ConflictError{Err: ErrLeased, Record: clone(rec)}
 	}
 	rec.Status = o.Status
+	if o.Token != "" {
+		rec.FinishedBy = o.Token
+	}
 	rec.LeaseToken = ""
 	rec.LeaseUntil = time.Time{}
 	rec.UpdatedAt = o.Now

@@ -9,6 +9,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/pushfn/pushfn/shared/message"
@@ -25,8 +26,11 @@ var (
 	// ErrLeased: Claim found a live lease held by another worker.
 	ErrLeased = errors.New("message leased by another worker")
 	// ErrLeaseLost: Finish found that the caller no longer holds the lease (it ran out and was
-	// taken over, or the record moved on).
+	// taken over, or the record moved on). The record carried may still be waiting for delivery.
 	ErrLeaseLost = errors.New("lease lost")
+	// ErrStale: the copy's fingerprint is not the record's: the record now belongs to another
+	// message accepted under the same key, so the copy must be neither sent nor recorded.
+	ErrStale = errors.New("copy is not of the record's message")
 	// ErrNotAccepted: Delete found the record past accepted, so it was left alone.
 	ErrNotAccepted = errors.New("message record is past accepted")
 	// ErrReplayed: Delete found the record marked by a replay that queued a copy, so it was left
@@ -39,7 +43,7 @@ var (
 
 // ConflictError carries the record found when a conditional write failed, read from the same
 // write (DynamoDB's ReturnValuesOnConditionCheckFailure), never from an extra read. It wraps one
-// of ErrExists, ErrFinal, ErrLeased, ErrLeaseLost, ErrNotAccepted, ErrReplayed or ErrReplaced.
+// of ErrExists, ErrFinal, ErrLeased, ErrLeaseLost, ErrStale, ErrNotAccepted, ErrReplayed or ErrReplaced.
 type ConflictError struct {
 	Err    error
 	Record message.Record
@@ -53,15 +57,28 @@ func (e *ConflictError) Unwrap() error { return e.Err }
 type Claim struct {
 	Now   time.Time
 	Lease time.Duration // how long the lease lasts from Now
-	Token string        // identifies this lease holder; Finish must present it
+	// Token identifies this lease holder; Finish must present it. It must be unique to one
+	// claim: a claim whose token the record already holds is taken as this claim's own earlier
+	// write (applied, its answer lost) and succeeds again.
+	Token string
+	// Fingerprint is the fingerprint carried by the copy being delivered. When set, the claim
+	// applies only to a record with that fingerprint (else ErrStale): a copy left over from an
+	// earlier message under the same key is never sent in place of the record's own.
+	Fingerprint string
 }
 
 // Outcome is the result of a delivery, or the end of a message that was never claimed.
 type Outcome struct {
-	Now     time.Time
-	Status  message.Status   // Delivered, Retrying, Failed or Expired
-	Token   string           // the Claim's token; empty for a record that was not claimed
+	Now    time.Time
+	Status message.Status // Delivered, Retrying, Failed or Expired
+	// Token is the Claim's token; empty for a record that was not claimed. A finish under a
+	// token the record names as its finisher (Record.FinishedBy) is this finish's own earlier
+	// write and succeeds again.
+	Token   string
 	Attempt *message.Attempt // the attempt made, if any
+	// Fingerprint, for a write without a token, is the fingerprint of the copy it comes from;
+	// when set, the write applies only to a record with that fingerprint (else ErrStale).
+	Fingerprint string
 }
 
 // Store is the contract of a message record store. Every method is one conditional write or one
@@ -76,16 +93,24 @@ type Store interface {
 	// Get returns the record with id, or ErrNotFound.
 	Get(ctx context.Context, id string) (message.Record, error)
 
-	// Claim takes a lease when the record is accepted or retrying, or delivering with a lease
-	// that ended before c.Now. It sets status Delivering, the lease and token, counts one attempt
-	// and returns the record as written. Otherwise it returns a *ConflictError wrapping ErrFinal or
-	// ErrLeased with the record as found, or ErrNotFound.
+	// Claim takes a lease when the record is accepted or retrying, delivering with a lease
+	// that ended before c.Now, or failed because its copy was dead-lettered (its last attempt's
+	// error begins with message.ReasonDeadLettered: the copy was redriven), and has
+	// c.Fingerprint when that is set. It sets status Delivering,
+	// the lease and token, counts one attempt and returns the record as written. A record already
+	// leased under c.Token is this claim applied once already: it is returned as it is, with no
+	// error. Otherwise it returns a *ConflictError with the record as found, wrapping ErrFinal,
+	// ErrStale or ErrLeased (checked in that order), or ErrNotFound.
 	Claim(ctx context.Context, id string, c Claim) (message.Record, error)
 
 	// Finish records o. With a token it requires the record to be delivering under that token
-	// (else a *ConflictError wrapping ErrLeaseLost); without one it requires the record not to be
-	// final (else ErrFinal). It clears the lease, sets DeliveredAt when o.Status is Delivered and
-	// returns the record as written, or ErrNotFound.
+	// (else a *ConflictError wrapping ErrLeaseLost), unless the record names that token as its
+	// finisher: then this finish was applied once already and the record is returned as it is,
+	// with no error. Without a token it requires the record to be neither final (ErrFinal) nor
+	// leased until o.Now or later (ErrLeased), and to have o.Fingerprint when that is set
+	// (ErrStale), so a write no claim preceded never overwrites a live lease or another message.
+	// It clears the lease, names o.Token as the finisher, sets DeliveredAt when o.Status is
+	// Delivered and returns the record as written, or ErrNotFound.
 	Finish(ctx context.Context, id string, o Outcome) (message.Record, error)
 
 	// Delete removes the record written by the create that carried createToken, while it is
@@ -104,3 +129,8 @@ type Store interface {
 
 // DefaultTTL is how long a record is kept after its last change when not configured otherwise.
 const DefaultTTL = 7 * 24 * time.Hour
+
+// deadLettered reports whether rec failed because its copy went to the dead-letter queue.
+func deadLettered(rec message.Record) bool {
+	return rec.Status == message.Failed && rec.LastAttempt != nil && strings.HasPrefix(rec.LastAttempt.Error, message.ReasonDeadLettered)
+}

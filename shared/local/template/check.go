@@ -26,6 +26,8 @@ const (
 	RuleRedrive         Rule = "redrive"           // a mapped queue redrives above MAX_ATTEMPTS receives
 	RuleActions         Rule = "actions"           // policies name exact actions, no wildcards or managed policies
 	RuleJSONLogs        Rule = "json-logs"         // every function logs as JSON
+	RuleTimeoutKnown    Rule = "timeout-known"     // FUNCTION_TIMEOUT, when set, is the function's Timeout
+	RuleBatchStarts     Rule = "batch-starts"      // one invocation can start every record of a full batch
 	RuleFunctionsMapped Rule = "functions-present" // the template has functions and a mapping at all
 	RuleAPIPermission   Rule = "api-permission"    // API Gateway may invoke the function on every route
 )
@@ -53,7 +55,8 @@ func (t *Template) Check(makefile string) []Problem {
 	for _, n := range config.Names() {
 		known[n] = true
 	}
-	maxAttempts := map[string]int{}
+	maxAttempts, receiveCounts := map[string]int{}, map[string]int{}
+	configs := map[string]config.Config{}
 	for _, f := range t.Functions {
 		if !regexp.MustCompile(`(?m)^build-` + regexp.QuoteMeta(f.LogicalID) + `\s*:`).MatchString(makefile) {
 			add(RuleBuildTarget, f.LogicalID, "the Makefile has no build-%s target", f.LogicalID)
@@ -75,6 +78,11 @@ func (t *Template) Check(makefile string) []Problem {
 			add(RuleEnvValid, f.LogicalID, "its environment does not load: %v", err)
 		}
 		maxAttempts[f.LogicalID] = c.MaxAttempts
+		receiveCounts[f.LogicalID] = c.MaxReceiveCount
+		configs[f.LogicalID] = c
+		if c.FunctionTimeout > 0 && c.FunctionTimeout != f.Timeout {
+			add(RuleTimeoutKnown, f.LogicalID, "FUNCTION_TIMEOUT is %s but the function's Timeout is %s", c.FunctionTimeout, f.Timeout)
+		}
 		if f.LogFormat != "JSON" {
 			add(RuleJSONLogs, f.LogicalID, "LoggingConfig.LogFormat is %q, want JSON", f.LogFormat)
 		}
@@ -97,12 +105,25 @@ func (t *Template) Check(makefile string) []Problem {
 		if timeout := int(f.Timeout.Seconds()); visibility < 6*timeout {
 			add(RuleVisibility, m.Queue, "visibility timeout %d s is under 6 × %s's timeout (%d s)", visibility, f.LogicalID, timeout)
 		}
+		// A record not started before the deadline is received again with no attempt made; if
+		// that could happen in normal operation, a busy queue could spend a record's redrive
+		// margin on receives alone. Each slot runs items one after another, each bounded by
+		// REQUEST_TIMEOUT plus the reserve, so a full batch starts if the slots of one host
+		// (every record may go to one host) cover it.
+		if c := configs[f.LogicalID]; c.RequestTimeout > 0 {
+			perSlot := int((f.Timeout - config.DeliverReserve) / (c.RequestTimeout + config.DeliverReserve))
+			if starts := min(c.MaxConcurrency, c.MaxPerHost) * perSlot; m.BatchSize > starts {
+				add(RuleBatchStarts, m.LogicalID, "BatchSize %d is above the %d records %s can surely start in one invocation (min(MAX_CONCURRENCY, MAX_PER_HOST) × %d per slot)", m.BatchSize, starts, f.LogicalID, perSlot)
+			}
+		}
 		receives, ok := maxReceiveCount(q.RedrivePolicy)
 		switch {
 		case !ok:
 			add(RuleRedrive, m.Queue, "no redrive policy with a maxReceiveCount")
 		case receives <= maxAttempts[f.LogicalID]:
 			add(RuleRedrive, m.Queue, "maxReceiveCount %d is not above %s's MAX_ATTEMPTS (%d)", receives, f.LogicalID, maxAttempts[f.LogicalID])
+		case receiveCounts[f.LogicalID] != 0 && receiveCounts[f.LogicalID] != receives:
+			add(RuleRedrive, m.Queue, "maxReceiveCount %d is not %s's MAX_RECEIVE_COUNT (%d)", receives, f.LogicalID, receiveCounts[f.LogicalID])
 		}
 	}
 	for id, fn := range t.cf.GetAllServerlessFunctionResources() {

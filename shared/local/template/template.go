@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -227,7 +228,8 @@ func getAtt(_ string, input, _ any) any {
 
 // stripUnknown removes the function properties goformation's SAM schema does not know
 // (LoggingConfig postdates it, and goformation refuses unknown fields), returning each
-// function's LogFormat.
+// function's LogFormat. It also turns numbers in functions' environments into strings, as
+// CloudFormation turns a Number parameter into a string wherever Ref uses it.
 func stripUnknown(processed []byte) (map[string]string, []byte, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(processed, &doc); err != nil {
@@ -245,6 +247,14 @@ func stripUnknown(processed []byte) (map[string]string, []byte, error) {
 			formats[id], _ = lc["LogFormat"].(string)
 		}
 		delete(props, "LoggingConfig")
+		if env, ok := props["Environment"].(map[string]any); ok {
+			vars, _ := env["Variables"].(map[string]any)
+			for k, v := range vars {
+				if n, ok := v.(float64); ok {
+					vars[k] = strconv.FormatFloat(n, 'f', -1, 64)
+				}
+			}
+		}
 	}
 	out, err := json.Marshal(doc)
 	if err != nil {

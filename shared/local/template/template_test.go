@@ -90,13 +90,17 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		{name: "no batch item failures", template: replace("FunctionResponseTypes: [ReportBatchItemFailures]", "FunctionResponseTypes: []"), want: RuleBatchFailures},
 		{name: "short visibility", template: replace("VisibilityTimeout: 720", "VisibilityTimeout: 719"), want: RuleVisibility},
 		{name: "long deliver timeout", template: replace("Timeout: 120", "Timeout: 200"), want: RuleVisibility},
-		{name: "redrive at max attempts", template: replace("    Default: 20\n", "    Default: 10\n"), want: RuleRedrive},
+		{name: "redrive at max attempts", template: replace("    Default: 20\n", "    Default: 10\n"), want: RuleEnvValid}, // the deliver function loads MAX_RECEIVE_COUNT and refuses it,
 		{name: "no redrive", template: replace("      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt DeadLetterQueue.Arn\n        maxReceiveCount: !Ref MaxReceiveCount\n", ""), want: RuleRedrive},
 		{name: "wildcard action", template: replace("[sqs:SendMessage]", "[sqs:*]"), want: RuleActions},
 		{name: "managed policy", template: replace("      Policies:\n        - Statement:", "      Policies:\n        - AmazonSQSFullAccess\n        - Statement:"), want: RuleActions},
 		{name: "star action", template: replace("[dynamodb:GetItem, dynamodb:UpdateItem]", "'*'"), want: RuleActions},
 		{name: "permission misses $default", template: replace(`${HttpApi}/*"`, `${HttpApi}/*/*/v1/messages*"`), want: RuleAPIPermission},
 		{name: "permission misses a method", template: replace(`${HttpApi}/*"`, `${HttpApi}/*/POST/*"`), want: RuleAPIPermission},
+		{name: "function timeout not the Timeout", template: replace(`FUNCTION_TIMEOUT: "120"`, `FUNCTION_TIMEOUT: "60"`), want: RuleTimeoutKnown},
+		{name: "request timeout beyond the function's", template: replace(`Default: "10s"`, `Default: "118s"`), want: RuleEnvValid},
+		{name: "receive count not the queue's", template: replace("MAX_RECEIVE_COUNT: !Ref MaxReceiveCount", `MAX_RECEIVE_COUNT: "25"`), want: RuleRedrive},
+		{name: "batch larger than one invocation starts", template: replace("    Default: 1000\n", "    Default: 2000\n"), want: RuleBatchStarts},
 		{name: "text logs", template: replace("LogFormat: JSON", "LogFormat: Text"), want: RuleJSONLogs},
 	}
 	for _, tt := range tests {

@@ -46,6 +46,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClaimFinal", testClaimFinal},
 		{"ClaimMissing", testClaimMissing},
 		{"ClaimConcurrent", testClaimConcurrent},
+		{"ClaimAppliedTwice", testClaimAppliedTwice},
+		{"ClaimStaleCopy", testClaimStaleCopy},
+		{"ClaimDeadLettered", testClaimDeadLettered},
 		{"FinishDelivered", testFinishDelivered},
 		{"FinishRetryingKeepsLastAttempt", testFinishRetryingKeepsLastAttempt},
 		{"FinishWrongToken", testFinishWrongToken},
@@ -54,6 +57,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FinishWithoutToken", testFinishWithoutToken},
 		{"FinishWithoutTokenFinal", testFinishWithoutTokenFinal},
 		{"FinishMissing", testFinishMissing},
+		{"FinishAppliedTwice", testFinishAppliedTwice},
+		{"FinishWithoutTokenLiveLease", testFinishWithoutTokenLiveLease},
+		{"FinishWithoutTokenStaleCopy", testFinishWithoutTokenStaleCopy},
 		{"DeleteAccepted", testDeleteAccepted},
 		{"DeletePastAccepted", testDeletePastAccepted},
 		{"DeleteMissing", testDeleteMissing},
@@ -231,6 +237,7 @@ func testRoundTrip(t *testing.T, s store.Store) {
 			Attempts:       3,
 			LeaseToken:     "lease-token-1",
 			LeaseUntil:     at.Add(lease),
+			FinishedBy:     "lease-token-0",
 			LastAttempt: &message.Attempt{
 				At: at.Add(-time.Second), StatusCode: 503, Error: "service unavailable", DurationMS: 1234,
 			},
@@ -385,6 +392,7 @@ func testFinishDelivered(t *testing.T, s store.Store) {
 	want.Status = message.Delivered
 	want.LeaseToken = ""
 	want.LeaseUntil = time.Time{}
+	want.FinishedBy = "tok-a"
 	want.LastAttempt = &message.Attempt{At: attempt.At, StatusCode: 204, DurationMS: 1499}
 	want.UpdatedAt = done
 	want.DeliveredAt = done
@@ -429,11 +437,8 @@ func testFinishAfterTakeover(t *testing.T, s store.Store) {
 	taken := mustClaim(t, s, rec.ID, store.Claim{Now: at.Add(time.Minute), Lease: lease, Token: "tok-b"})
 	_, err := s.Finish(context.Background(), rec.ID, store.Outcome{Now: at.Add(time.Minute), Status: message.Delivered, Token: "tok-a"})
 	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrLeaseLost), taken)
-	mustFinish(t, s, rec.ID, store.Outcome{Now: at.Add(2 * time.Minute), Status: message.Delivered, Token: "tok-b"})
-	_, err = s.Finish(context.Background(), rec.ID, store.Outcome{Now: at.Add(3 * time.Minute), Status: message.Retrying, Token: "tok-b"})
-	if !errors.Is(err, store.ErrLeaseLost) {
-		t.Errorf("second Finish with the same token: error = %v, want ErrLeaseLost", err)
-	}
+	delivered := mustFinish(t, s, rec.ID, store.Outcome{Now: at.Add(2 * time.Minute), Status: message.Delivered, Token: "tok-b"})
+	equal(t, "Get after the new holder's Finish", mustGet(t, s, rec.ID), delivered)
 }
 
 func testFinishTokenNotDelivering(t *testing.T, s store.Store) {
@@ -450,10 +455,12 @@ func testFinishWithoutToken(t *testing.T, s store.Store) {
 		t.Run(tc.name, func(t *testing.T) {
 			at := now()
 			rec := mustCreate(t, s, newRecord(at))
-			if tc.claim {
-				mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
-			}
 			done := at.Add(time.Second)
+			if tc.claim {
+				// A lease that ran out: its worker died without recording a result.
+				mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+				done = at.Add(lease + time.Millisecond)
+			}
 			got := mustFinish(t, s, rec.ID, store.Outcome{Now: done, Status: message.Expired})
 			if got.Status != message.Expired || got.LeaseToken != "" || !got.LeaseUntil.IsZero() ||
 				!got.DeliveredAt.IsZero() || !got.UpdatedAt.Equal(done) || !got.TTL.Equal(ttlAfter(done)) {
@@ -484,6 +491,125 @@ func testFinishMissing(t *testing.T, s store.Store) {
 				t.Errorf("Get after Finish(missing) error = %v, want ErrNotFound", err)
 			}
 		})
+	}
+}
+
+// testClaimAppliedTwice is a claim whose answer was lost and which is made again (as the SDK
+// does): the second call must read as done, not as another worker's lease.
+func testClaimAppliedTwice(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	c := store.Claim{Now: at, Lease: lease, Token: "tok-a", Fingerprint: rec.Fingerprint}
+	first := mustClaim(t, s, rec.ID, c)
+	c.Now = at.Add(300 * time.Millisecond) // the retry's own clock
+	again, err := s.Claim(context.Background(), rec.ID, c)
+	if err != nil {
+		t.Fatalf("the same claim again: %v, want it read as done", err)
+	}
+	equal(t, "the same claim again", again, first)
+	equal(t, "Get after the claim made twice", mustGet(t, s, rec.ID), first)
+	// Another token still meets the lease.
+	_, err = s.Claim(context.Background(), rec.ID, store.Claim{Now: c.Now, Lease: lease, Token: "tok-b"})
+	wantConflict(t, err, store.ErrLeased)
+}
+
+func testClaimStaleCopy(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	for _, name := range []string{"accepted", "leased"} {
+		t.Run(name, func(t *testing.T) {
+			before := mustGet(t, s, rec.ID)
+			_, err := s.Claim(context.Background(), rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-stale", Fingerprint: "sha256:earlier"})
+			equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrStale), before)
+			equal(t, "Get after a stale claim", mustGet(t, s, rec.ID), before)
+		})
+		mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-own", Fingerprint: rec.Fingerprint})
+	}
+	// A copy that carries no fingerprint (queued before copies did) is not checked.
+	later := at.Add(lease + time.Millisecond)
+	got := mustClaim(t, s, rec.ID, store.Claim{Now: later, Lease: lease, Token: "tok-old-copy"})
+	if got.LeaseToken != "tok-old-copy" {
+		t.Errorf("claim without a fingerprint: token %q", got.LeaseToken)
+	}
+}
+
+// testClaimDeadLettered: a record failed because its copy went to the dead-letter queue may be
+// claimed again by that copy, redriven; a record failed for another reason may not.
+func testClaimDeadLettered(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	mustFinish(t, s, rec.ID, store.Outcome{Now: at, Status: message.Failed, Token: "tok-a",
+		Attempt: &message.Attempt{At: at, StatusCode: 503, Error: message.ReasonDeadLettered + ": 503 Service Unavailable"}})
+	got := mustClaim(t, s, rec.ID, store.Claim{Now: at.Add(time.Hour), Lease: lease, Token: "tok-redriven", Fingerprint: rec.Fingerprint})
+	if got.Status != message.Delivering || got.Attempts != 2 || got.LeaseToken != "tok-redriven" {
+		t.Errorf("claim of a dead-lettered record = %s, %d attempts, token %q; want delivering, 2, tok-redriven", got.Status, got.Attempts, got.LeaseToken)
+	}
+	failed := mustFinish(t, s, rec.ID, store.Outcome{Now: at.Add(time.Hour), Status: message.Failed, Token: "tok-redriven",
+		Attempt: &message.Attempt{At: at, StatusCode: 404}})
+	_, err := s.Claim(context.Background(), rec.ID, store.Claim{Now: at.Add(2 * time.Hour), Lease: lease, Token: "tok-c"})
+	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrFinal), failed)
+}
+
+// testFinishAppliedTwice is a result write whose answer was lost and which is made again: the
+// second call must read as done, even after the record moved on, and change nothing.
+func testFinishAppliedTwice(t *testing.T, s store.Store) {
+	for _, status := range []message.Status{message.Delivered, message.Retrying, message.Failed} {
+		t.Run(string(status), func(t *testing.T) {
+			at := now()
+			rec := mustCreate(t, s, newRecord(at))
+			mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+			o := store.Outcome{Now: at.Add(time.Second), Status: status, Token: "tok-a", Attempt: &message.Attempt{At: at, StatusCode: 500}}
+			first := mustFinish(t, s, rec.ID, o)
+			o.Now = at.Add(2 * time.Second)
+			again, err := s.Finish(context.Background(), rec.ID, o)
+			if err != nil {
+				t.Fatalf("the same finish again: %v, want it read as done", err)
+			}
+			equal(t, "the same finish again", again, first)
+			equal(t, "Get after the finish made twice", mustGet(t, s, rec.ID), first)
+			if status != message.Retrying {
+				return
+			}
+			// The next attempt's worker claims it; the first finish's late retry changes nothing.
+			taken := mustClaim(t, s, rec.ID, store.Claim{Now: at.Add(time.Minute), Lease: lease, Token: "tok-b"})
+			if _, err := s.Finish(context.Background(), rec.ID, o); err != nil {
+				t.Fatalf("the first finish again after a new claim: %v, want it read as done", err)
+			}
+			equal(t, "Get after a late retry of the first finish", mustGet(t, s, rec.ID), taken)
+		})
+	}
+}
+
+// testFinishWithoutTokenLiveLease: a write no claim preceded (an expired or malformed copy) never
+// overwrites a live lease; once the lease has run out it applies.
+func testFinishWithoutTokenLiveLease(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	held := mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "tok-a"})
+	for _, when := range []time.Duration{time.Second, lease} {
+		_, err := s.Finish(context.Background(), rec.ID, store.Outcome{Now: at.Add(when), Status: message.Failed})
+		equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrLeased), held)
+	}
+	equal(t, "Get after refused finishes", mustGet(t, s, rec.ID), held)
+	got := mustFinish(t, s, rec.ID, store.Outcome{Now: at.Add(lease + time.Millisecond), Status: message.Expired})
+	if got.Status != message.Expired || got.LeaseToken != "" {
+		t.Errorf("finish after the lease ran out = status %s, token %q", got.Status, got.LeaseToken)
+	}
+	// The holder of the lease that ran out has lost it.
+	_, err := s.Finish(context.Background(), rec.ID, store.Outcome{Now: at.Add(lease + time.Second), Status: message.Delivered, Token: "tok-a"})
+	wantConflict(t, err, store.ErrLeaseLost)
+}
+
+func testFinishWithoutTokenStaleCopy(t *testing.T, s store.Store) {
+	at := now()
+	rec := mustCreate(t, s, newRecord(at))
+	_, err := s.Finish(context.Background(), rec.ID, store.Outcome{Now: at, Status: message.Failed, Fingerprint: "sha256:earlier"})
+	equal(t, "ConflictError.Record", wantConflict(t, err, store.ErrStale), rec)
+	equal(t, "Get after a stale finish", mustGet(t, s, rec.ID), rec)
+	got := mustFinish(t, s, rec.ID, store.Outcome{Now: at, Status: message.Failed, Fingerprint: rec.Fingerprint})
+	if got.Status != message.Failed {
+		t.Errorf("finish with the record's own fingerprint = status %s", got.Status)
 	}
 }
 
