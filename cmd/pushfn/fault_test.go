@@ -258,9 +258,10 @@ func TestIntegrationFaultStorageOutage(t *testing.T) {
 	tg := newFaultTarget(t, nil)
 
 	var accepted, refused []string
-	send := func(prefix string, n int) {
+	send := func(prefix string, n, delay int) {
 		for i := range n {
 			m, id := keyed(tg.url(), fmt.Sprintf("%s-%s-%d", t.Name(), prefix, i), i)
+			m["delay_seconds"] = delay // so the deliver function meets the outage too
 			switch code, body := fs.post(ctx, "/v1/messages", m); code {
 			case http.StatusAccepted, http.StatusOK:
 				accepted = append(accepted, id)
@@ -271,17 +272,19 @@ func TestIntegrationFaultStorageOutage(t *testing.T) {
 			}
 		}
 	}
-	send("before", 100)
+	send("before", 100, 3)
 	fs.ddb.SetLatency(500 * time.Millisecond)
-	send("slow", 20)
+	send("slow", 20, 2)
 	fs.ddb.Refuse(true)
 	outageStart := time.Now()
-	send("down", 20)
-	// Keep the table down until the deliver function has met the outage too.
-	for fs.ddb.Stats().Refused < 40 {
+	send("down", 20, 0)
+	// Keep the table down until the deliver function has failed claims on it: those records are
+	// handed back to the queue, and must come back soon after the outage, not after the queue's
+	// visibility timeout.
+	for strings.Count(fs.logs.String(), `"claim failed"`) < 10 {
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the deliver function never reached the table during the outage: %+v", fs.ddb.Stats())
+			t.Fatalf("the deliver function never failed a claim during the outage: %+v", fs.ddb.Stats())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -298,8 +301,9 @@ func TestIntegrationFaultStorageOutage(t *testing.T) {
 			t.Errorf("message %s was answered 503 but delivered %d times", id, got[id])
 		}
 	}
-	t.Logf("storage outage: %d accepted, %d refused with 503 during it, outage %s, every accepted message delivered once %s after it ended (%d refused connections)",
-		len(accepted), len(refused), outageEnd.Sub(outageStart).Round(time.Millisecond), recovered.Round(time.Second), fs.ddb.Stats().Refused)
+	t.Logf("storage outage: %d accepted, %d refused with 503 during it, outage %s (%d connections refused, %d claims failed), every accepted message delivered once %s after it ended",
+		len(accepted), len(refused), outageEnd.Sub(outageStart).Round(time.Millisecond), fs.ddb.Stats().Refused,
+		strings.Count(fs.logs.String(), `"claim failed"`), recovered.Round(time.Second))
 }
 
 func TestIntegrationFaultLostStorageAnswers(t *testing.T) {
