@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,10 +14,14 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/deliver"
@@ -44,11 +50,15 @@ func benchCmd(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed window to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to this file at the end")
 	memoryMB := fs.Int("memory", 0, "the function's memory in MiB, for the GC settings the function makes (0: DeliverFunction's MemorySize in template.yaml, or 1024)")
+	storeKind := fs.String("store", "memory", "the record store: memory, or dynamodb (claims and results through the AWS SDK to the table at AWS_ENDPOINT_URL_DYNAMODB, such as DynamoDB Local from `pushfn emulators up`; the batch also runs once with memory, and the CPU per push is split between the push and the store calls)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if *size < len(`{"d":""}`) || *n < 1 || *conc < 1 {
 		return errors.New("--size must be at least 8, --n and --conc at least 1")
+	}
+	if *storeKind != "memory" && *storeKind != "dynamodb" {
+		return fmt.Errorf("--store %q: want memory or dynamodb", *storeKind)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -84,27 +94,74 @@ func benchCmd(ctx context.Context, args []string) error {
 		}
 		keys = [][]byte{key}
 	}
-	mem := &store.Memory{}
-	ev, ids, err := batch(ctx, mem, *target, *n, *size)
+	p := benchParams{target: *target, n: *n, size: *size, conc: *conc, cfg: cfg, keys: keys, level: level,
+		cpuProfile: *cpuProfile, memProfile: *memProfile}
+	mem, err := runBench(ctx, &store.Memory{}, p, *storeKind == "memory")
 	if err != nil {
 		return err
 	}
-	push.ReserveFDs(*conc + push.FDMargin)
+	if *storeKind == "memory" {
+		mem.print("", gcPercent, memLimit, *memoryMB)
+		return nil
+	}
+	ddb, cleanup, err := benchTable(ctx)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	real, err := runBench(ctx, ddb, p, true)
+	if err != nil {
+		return err
+	}
+	mem.print("memory", gcPercent, memLimit, *memoryMB)
+	real.print("dynamodb", gcPercent, memLimit, *memoryMB)
+	perPush := func(r benchResult) float64 { return float64(r.cpu.Microseconds()) / float64(*n) }
+	fmt.Printf("store=dynamodb msgs_per_s=%.0f cpu_us_per_push=%.1f push_us=%.1f store_us=%.1f (push: the same batch with the in-memory store; store: the difference)\n",
+		float64(*n)/real.elapsed.Seconds(), perPush(real), perPush(mem), perPush(real)-perPush(mem))
+	return nil
+}
+
+// benchParams is one benchmark batch.
+type benchParams struct {
+	target        string
+	n, size, conc int
+	cfg           config.Config
+	keys          [][]byte
+	level         slog.Level
+	cpuProfile    string
+	memProfile    string
+}
+
+// benchResult is what one timed batch did.
+type benchResult struct {
+	n, conc, ok, failures int
+	elapsed, cpu          time.Duration
+}
+
+// runBench records a fresh batch in st and delivers it with a new client, so its connections
+// are opened inside the timed window as in a cold function. profile says whether the window is
+// the one to profile.
+func runBench(ctx context.Context, st store.Store, p benchParams, profile bool) (benchResult, error) {
+	ev, ids, err := batch(ctx, st, p.target, p.n, p.size)
+	if err != nil {
+		return benchResult{}, err
+	}
+	push.ReserveFDs(p.conc + push.FDMargin)
 	h := &deliver.Handler{
-		Store:  mem,
-		Sender: push.NewClient(push.Options{MaxPerHost: *conc, AllowPrivate: true, Keys: keys, Version: "bench"}),
-		Config: cfg,
-		Log:    slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Store:  st,
+		Sender: push.NewClient(push.Options{MaxPerHost: p.conc, AllowPrivate: true, Keys: p.keys, Version: "bench"}),
+		Config: p.cfg,
+		Log:    slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: p.level})),
 	}
 	runtime.GC()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if profile && p.cpuProfile != "" {
+		f, err := os.Create(p.cpuProfile)
 		if err != nil {
-			return err
+			return benchResult{}, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return benchResult{}, err
 		}
 	}
 
@@ -113,38 +170,75 @@ func benchCmd(ctx context.Context, args []string) error {
 	resp, err := h.Handle(ctx, ev)
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
-	if *cpuProfile != "" {
+	if profile && p.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	if *memProfile != "" {
-		f, err := os.Create(*memProfile)
+	if profile && p.memProfile != "" {
+		f, err := os.Create(p.memProfile)
 		if err != nil {
-			return err
+			return benchResult{}, err
 		}
 		defer f.Close()
 		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-			return err
+			return benchResult{}, err
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("handle: %w", err)
+		return benchResult{}, fmt.Errorf("handle: %w", err)
 	}
-
-	ok := 0
+	var ok atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
 	for _, id := range ids {
-		if rec, err := mem.Get(ctx, id); err == nil && rec.Status == message.Delivered {
-			ok++
-		}
+		g.Go(func() error {
+			if rec, err := st.Get(gctx, id); err == nil && rec.Status == message.Delivered {
+				ok.Add(1)
+			}
+			return nil
+		})
 	}
+	_ = g.Wait()
+	return benchResult{n: p.n, conc: p.conc, ok: int(ok.Load()), failures: len(resp.BatchItemFailures), elapsed: elapsed, cpu: cpu}, nil
+}
+
+// print writes r's figures: the process's memory, then the line the bench script reads.
+func (r benchResult) print(store string, gcPercent int, memLimit int64, memoryMB int) {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("batch_item_failures=%d maxrss_mib=%.1f heap_sys_mib=%.1f stack_sys_mib=%.1f gc_cycles=%d gogc=%d memory_limit_mib=%d (function memory %d MiB)\n", len(resp.BatchItemFailures),
-		float64(ru.Maxrss)/1024, float64(ms.HeapSys)/(1<<20), float64(ms.StackSys)/(1<<20), ms.NumGC, gcPercent, memLimit>>20, *memoryMB)
-	fmt.Printf("peer=pushfn n=%d conc=%d seconds=%.3f msgs_per_s=%.0f ok=%d failed=%d cpu_s=%.3f\n",
-		*n, *conc, elapsed.Seconds(), float64(*n)/elapsed.Seconds(), ok, *n-ok, cpu.Seconds())
-	return nil
+	fmt.Printf("batch_item_failures=%d maxrss_mib=%.1f heap_sys_mib=%.1f stack_sys_mib=%.1f gc_cycles=%d gogc=%d memory_limit_mib=%d (function memory %d MiB)\n", r.failures,
+		float64(ru.Maxrss)/1024, float64(ms.HeapSys)/(1<<20), float64(ms.StackSys)/(1<<20), ms.NumGC, gcPercent, memLimit>>20, memoryMB)
+	if store != "" {
+		store = " store=" + store
+	}
+	fmt.Printf("peer=pushfn%s n=%d conc=%d seconds=%.3f msgs_per_s=%.0f ok=%d failed=%d cpu_s=%.3f\n",
+		store, r.n, r.conc, r.elapsed.Seconds(), float64(r.n)/r.elapsed.Seconds(), r.ok, r.n-r.ok, r.cpu.Seconds())
+}
+
+// benchTable creates a table of its own on the DynamoDB that AWS_ENDPOINT_URL_DYNAMODB names
+// (DynamoDB Local) and returns the store on it and a function that deletes it.
+func benchTable(ctx context.Context) (*store.DynamoDB, func(), error) {
+	if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") == "" {
+		return nil, nil, errors.New(`--store dynamodb: set AWS_ENDPOINT_URL_DYNAMODB (eval "$(go run ./cmd/pushfn emulators env)" after make emulators-up)`)
+	}
+	cfg, err := localConfig(ctx, os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := dynamodb.NewFromConfig(cfg)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "pushfn-bench-" + hex.EncodeToString(b[:])
+	if err := store.CreateTable(ctx, client, name); err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, _ = client.DeleteTable(dctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	}
+	return store.NewDynamoDB(client, name, 0), cleanup, nil
 }
 
 // batch creates n accepted records and the SQS batch carrying them, each with a distinct id and
@@ -154,17 +248,25 @@ func batch(ctx context.Context, s store.Store, target string, n, size int) (even
 	now := time.Now()
 	ev := events.SQSEvent{Records: make([]events.SQSMessage, n)}
 	ids := make([]string, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32) // a real table answers in milliseconds: create in parallel, outside the window
 	for i := range n {
 		id := message.NewID(now)
 		ids[i] = id
-		if err := s.Create(ctx, message.Record{ID: id, CreatedAt: now, UpdatedAt: now}); err != nil {
-			return ev, nil, fmt.Errorf("create record: %w", err)
-		}
+		g.Go(func() error {
+			if err := s.Create(gctx, message.Record{ID: id, CreatedAt: now, UpdatedAt: now}); err != nil {
+				return fmt.Errorf("create record: %w", err)
+			}
+			return nil
+		})
 		body, err := json.Marshal(message.Envelope{ID: id, Target: message.Target{URL: target}, Payload: payload})
 		if err != nil {
 			return ev, nil, fmt.Errorf("encode envelope: %w", err)
 		}
 		ev.Records[i] = events.SQSMessage{MessageId: fmt.Sprint("bench-", i), ReceiptHandle: fmt.Sprint("rh-", i), Body: string(body)}
+	}
+	if err := g.Wait(); err != nil {
+		return ev, nil, err
 	}
 	return ev, ids, nil
 }
