@@ -411,6 +411,52 @@ func TestIntegrationFaultFlakyTarget(t *testing.T) {
 		time.Since(start).Round(time.Second), attempts, tg.received.Load())
 }
 
+func TestIntegrationFaultTargetDown(t *testing.T) {
+	t.Parallel()
+	fs := startFaultStack(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	tg := newFaultTarget(t, nil)
+	// The target is reached through a proxy that refuses every connection until it comes back.
+	down, err := faultproxy.Start(strings.TrimPrefix(tg.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = down.Close() })
+	down.Refuse(true)
+	msgs := make([]any, 50)
+	ids := make([]string, 50)
+	for i := range msgs {
+		msgs[i], ids[i] = keyed(down.URL()+"/push", fmt.Sprintf("%s-%d", t.Name(), i), i)
+	}
+	if code, body := fs.post(ctx, "/v1/messages/batch", map[string]any{"messages": msgs}); code != http.StatusAccepted {
+		t.Fatalf("batch: %d %s", code, body)
+	}
+	// Down until every message has failed at least twice and waits for a retry.
+	for {
+		retrying := 0
+		for _, id := range ids {
+			if rec, err := fs.records.Get(ctx, id); err == nil && rec.Status == message.Retrying && rec.Attempts >= 2 {
+				retrying++
+			}
+		}
+		if retrying == len(ids) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d of %d messages retrying after 2 attempts when the test's time ran out", retrying, len(ids))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	down.Refuse(false)
+	back := time.Now()
+	recs := fs.awaitRecordsFinal(t, ctx, ids)
+	checkDeliveredOnce(t, recs, tg.delivered(), false)
+	t.Logf("target down: 50 accepted, each failed at least twice (%d connections refused), all delivered once %s after the target came back",
+		down.Stats().Refused, time.Since(back).Round(time.Second))
+}
+
 func TestIntegrationFaultDeliverKilled(t *testing.T) {
 	t.Parallel()
 	fs := startFaultStack(t)
