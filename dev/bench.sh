@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: the delivery engine against wrk on the same loopback receiver (DESIGN §11).
+# make bench: the delivery engine against wrk on the same loopback receiver.
 # For each scenario it alternates wrk, `pushfn bench deliver` and the plain Go worker pool of
 # `pushfn bench pool` (the reference peer) RUNS times, prints every ratio to wrk and the medians,
 # and the peak RSS of the 10,000 x 1 KiB batch.
