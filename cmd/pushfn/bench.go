@@ -92,7 +92,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	push.ReserveFDs(*conc + push.FDMargin)
 	h := &deliver.Handler{
 		Store:  mem,
-		Sender: push.NewClient(push.Options{MaxPerHost: *conc, AllowPrivate: true, Keys: keys, Version: "bench"}),
+		Sender: push.NewClient(push.Options{MaxPerHost: *conc, MaxIdleConns: *conc, AllowPrivate: true, Keys: keys, Version: "bench"}),
 		Config: cfg,
 		Log:    slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}

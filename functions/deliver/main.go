@@ -31,6 +31,7 @@ func main() {
 	push.ReserveFDs(cfg.MaxConcurrency + push.FDMargin) // one connection per delivery in flight
 	sender := push.NewClient(push.Options{
 		MaxPerHost:   cfg.MaxPerHost,
+		MaxIdleConns: cfg.MaxConcurrency, // no more idle than in flight: far from Lambda's 1,024 files
 		AllowPrivate: cfg.AllowPrivateTargets,
 		Keys:         cfg.SigningSecrets,
 		Version:      version,

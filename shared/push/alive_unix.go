@@ -8,8 +8,8 @@ import (
 	"syscall"
 )
 
-// alive reports whether an idle connection is still open and has nothing to read: a peer that
-// closed it, or sent anything unasked, makes it unfit for another request.
+// alive reports whether a connection is still open and has nothing to read: a peer that closed
+// it, or sent anything unasked, makes it unfit for another request.
 func alive(c net.Conn) bool {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
