@@ -36,6 +36,7 @@ const readerWait = 2 * time.Second
 // was written on it.
 type guardConn struct {
 	net.Conn
+	quiet   func() bool   // reports whether the socket is open with nothing to read
 	writes  atomic.Uint64 // Write calls so far
 	readAt  atomic.Uint64 // writes as counted when the last Read returned bytes
 	reading atomic.Bool   // a Read is waiting on the socket
@@ -48,6 +49,10 @@ type guardConn struct {
 }
 
 var _ net.Conn = (*guardConn)(nil)
+
+func newGuardConn(c net.Conn) *guardConn {
+	return &guardConn{Conn: c, quiet: quietCheck(c)}
+}
 
 func (g *guardConn) Read(p []byte) (int, error) {
 	g.reading.Store(true)
@@ -109,7 +114,7 @@ func (g *guardConn) awaitReader() error {
 			return net.ErrClosed
 		}
 		g.wanted.Store(true)
-		if g.reading.Load() && alive(g.Conn) {
+		if g.reading.Load() && g.quiet() {
 			g.mu.Unlock()
 			return nil
 		}
