@@ -120,10 +120,13 @@ type Client struct {
 const (
 	// maxDrain is how much of a response body is read so that the connection can be reused;
 	// anything longer closes the connection instead. Trailers are bounded by the transport's
-	// read buffer (4 KiB).
+	// read buffer (bufSize).
 	maxDrain = 64 << 10
 	// maxHead bounds an answer's status line and headers.
 	maxHead = 256 << 10
+	// bufSize is the read and the write buffer of each connection (the transport's default is
+	// 4 KiB each). It holds a push's head and a 1 KiB payload in one write, and bounds trailers.
+	bufSize = 2 << 10
 	// maxIdleTimeout is the longest an idle connection is kept.
 	maxIdleTimeout = 90 * time.Second
 	// tries bounds the round trips of one push whose request was refused before any of it was
@@ -159,7 +162,7 @@ func NewClient(o Options) *Client {
 			if err != nil {
 				return nil, err
 			}
-			return &guardConn{Conn: c}, nil
+			return newGuardConn(c), nil
 		},
 		TLSClientConfig:        &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2:      true,
@@ -171,6 +174,8 @@ func NewClient(o Options) *Client {
 		ExpectContinueTimeout:  0,
 		MaxResponseHeaderBytes: maxHead,
 		DisableCompression:     true,
+		ReadBufferSize:         bufSize,
+		WriteBufferSize:        bufSize,
 	}
 	return &Client{
 		transport: transport,
