@@ -176,6 +176,46 @@ func TestSendNeverTakesLeftoverBytesForTheNextAnswer(t *testing.T) {
 	}
 }
 
+// The same when the extra answer comes after the first push has read its own: it reaches an
+// idle connection, and the next push must still get its own answer.
+func TestSendNeverTakesALateExtraAnswerForTheNextAnswer(t *testing.T) {
+	t.Parallel()
+	read := make(chan struct{})  // the first push has its answer
+	wrote := make(chan struct{}) // the extra answer is written
+	srv := newRawTarget(t, 0, func(_ int, c net.Conn, req *http.Request) bool {
+		if req.Header.Get(HeaderID) != "msg_first" {
+			_, err := io.WriteString(c, answer503)
+			return err == nil
+		}
+		if _, err := io.WriteString(c, "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"); err != nil {
+			return false
+		}
+		<-read
+		_, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		wrote <- struct{}{}
+		return err == nil
+	})
+	c := NewClient(Options{AllowPrivate: true, MaxPerHost: 1})
+	t.Cleanup(c.CloseIdleConnections)
+	for range 10 {
+		first := push(c, srv.url, "msg_first", []byte(`{}`), 10*time.Second)
+		read <- struct{}{}
+		<-wrote
+		// Bytes still on their way when the second request goes out are, to any client, an
+		// answer to it. Once they have arrived, a client that watches its idle connections
+		// closes this one; one that does not would take them for the second push's answer, so
+		// the wait is bounded and the push goes ahead either way.
+		select {
+		case <-srv.eof:
+		case <-time.After(5 * time.Second):
+		}
+		second := push(c, srv.url, "msg_second", []byte(`{}`), 10*time.Second)
+		if first.StatusCode != 202 || second.StatusCode != 503 || second.Outcome != Retryable {
+			t.Fatalf("first push %+v, second %+v; want 202, then the second's own 503", first, second)
+		}
+	}
+}
+
 // endless writes head and then filler until the client stops reading, at most 64 MiB, and
 // reports how many bytes of filler it managed to write.
 func endless(head, filler string, wrote chan<- int64) rawHandler {
