@@ -3,6 +3,7 @@ package push
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
@@ -34,6 +35,25 @@ type rawHandler func(i int, c net.Conn, req *http.Request) (keep bool)
 // newRawTarget starts a rawTarget; rcvBuf, when positive, shrinks the receive buffer of the
 // accepted connections, so that a client writing a large body blocks soon.
 func newRawTarget(t *testing.T, rcvBuf int, h rawHandler) *rawTarget {
+	t.Helper()
+	return startRawTarget(t, rcvBuf, nil, h)
+}
+
+// newRawTLSTarget is newRawTarget over TLS offering HTTP/1.1 only, and the roots trusting it.
+func newRawTLSTarget(t *testing.T, h rawHandler) (*rawTarget, *x509.CertPool) {
+	t.Helper()
+	cert := httptest.NewUnstartedServer(http.NotFoundHandler())
+	cert.StartTLS()
+	cert.Close() // only its certificate is used
+	cfg := &tls.Config{Certificates: cert.TLS.Certificates, NextProtos: []string{"http/1.1"}}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert.Certificate())
+	s := startRawTarget(t, 0, cfg, h)
+	s.url = strings.Replace(s.url, "http://", "https://", 1)
+	return s, roots
+}
+
+func startRawTarget(t *testing.T, rcvBuf int, tlsConfig *tls.Config, h rawHandler) *rawTarget {
 	t.Helper()
 	lc := net.ListenConfig{}
 	if rcvBuf > 0 {
@@ -68,6 +88,9 @@ func newRawTarget(t *testing.T, rcvBuf int, h rawHandler) *rawTarget {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if tlsConfig != nil {
+				c = tls.Server(c, tlsConfig)
 			}
 			s.conns.Add(1)
 			mu.Lock()
@@ -152,6 +175,17 @@ func TestSendNeverTakesLeftoverBytesForTheNextAnswer(t *testing.T) {
 			t.Parallel()
 			srv := newRawTarget(t, 0, handler)
 			c := NewClient(Options{AllowPrivate: true, MaxPerHost: 1})
+			t.Cleanup(c.CloseIdleConnections)
+			for range 10 {
+				first := push(c, srv.url, "msg_first", []byte(`{}`), 10*time.Second)
+				second := push(c, srv.url, "msg_second", []byte(`{}`), 10*time.Second)
+				check(t, first, second)
+			}
+		})
+		t.Run(tt.name+", over TLS", func(t *testing.T) {
+			t.Parallel()
+			srv, roots := newRawTLSTarget(t, handler)
+			c := NewClient(Options{AllowPrivate: true, MaxPerHost: 1, RootCAs: roots})
 			t.Cleanup(c.CloseIdleConnections)
 			for range 10 {
 				first := push(c, srv.url, "msg_first", []byte(`{}`), 10*time.Second)
