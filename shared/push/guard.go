@@ -20,7 +20,7 @@ import (
 // and its connection closed. A request refused before any byte of it was written is sent again
 // on another connection, by the transport or by Send. Without the guard (net/http alone),
 // TestSendNeverTakesLeftoverBytesForTheNextAnswer failed 7 runs in 30 (-race, 2026-12-02, Go
-// 1.26); with it, none in 80.
+// 1.26); with it, none in 40.
 
 // errEarlyAnswer is reported when bytes the target sent before a push's request was written
 // were offered as that push's answer.
