@@ -149,7 +149,7 @@ func runBench(ctx context.Context, st store.Store, p benchParams, profile bool) 
 	push.ReserveFDs(p.conc + push.FDMargin)
 	h := &deliver.Handler{
 		Store:  st,
-		Sender: push.NewClient(push.Options{MaxPerHost: p.conc, AllowPrivate: true, Keys: p.keys, Version: "bench"}),
+		Sender: push.NewClient(push.Options{MaxPerHost: p.conc, MaxIdleConns: p.conc, AllowPrivate: true, Keys: p.keys, Version: "bench"}),
 		Config: p.cfg,
 		Log:    slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: p.level})),
 	}

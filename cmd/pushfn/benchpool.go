@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// benchPool is the reference peer of DESIGN §11, "a plain Go worker pool": conc goroutines
+// benchPool is the reference peer of the delivery benchmark, "a plain Go worker pool": conc goroutines
 // POSTing the same n bodies with net/http and nothing else (no parsing, store, signature or
 // logs), timed as bench deliver is, so a run shows what net/http alone costs on the machine.
 func benchPool(ctx context.Context, args []string) error {

@@ -107,16 +107,24 @@ func startFaultStack(t *testing.T) *faultStack {
 	return fs
 }
 
+// Answers a faultTarget gives besides HTTP statuses.
+const (
+	answerReset   = 0  // reset the connection
+	answerHang    = -1 // hold the push until the client gives up
+	answerSmuggle = -2 // 503, then a second answer (200) nobody asked for, on a connection kept open
+)
+
 // faultTarget is a loopback target that answers each push as answer says and counts, per
 // webhook-id, the pushes it answered 2xx.
 type faultTarget struct {
 	srv      *httptest.Server
-	answer   func(n int64, r *http.Request) int // the status for the nth push (from 1); 0 resets the connection, -1 hangs
+	answer   func(n int64, r *http.Request) int // the status for the nth push (from 1), or an answer* constant
 	n        atomic.Int64
 	mu       sync.Mutex
 	ok       map[string]int    // webhook-id → 2xx answers
 	bodies   map[string]string // webhook-id → body of its last 2xx push
 	received atomic.Int64
+	held     []net.Conn // hijacked connections kept open, closed by the test's cleanup
 }
 
 func newFaultTarget(t *testing.T, answer func(n int64, r *http.Request) int) *faultTarget {
@@ -124,6 +132,13 @@ func newFaultTarget(t *testing.T, answer func(n int64, r *http.Request) int) *fa
 	ft := &faultTarget{answer: answer, ok: map[string]int{}, bodies: map[string]string{}}
 	ft.srv = httptest.NewServer(http.HandlerFunc(ft.serve))
 	t.Cleanup(ft.srv.Close)
+	t.Cleanup(func() {
+		ft.mu.Lock()
+		defer ft.mu.Unlock()
+		for _, c := range ft.held {
+			_ = c.Close()
+		}
+	})
 	return ft
 }
 
@@ -135,7 +150,7 @@ func (ft *faultTarget) serve(w http.ResponseWriter, r *http.Request) {
 		code = ft.answer(ft.n.Add(1), r)
 	}
 	switch {
-	case code == 0:
+	case code == answerReset:
 		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			if tc, ok := conn.(*net.TCPConn); ok {
 				_ = tc.SetLinger(0)
@@ -143,8 +158,20 @@ func (ft *faultTarget) serve(w http.ResponseWriter, r *http.Request) {
 			_ = conn.Close()
 		}
 		return
-	case code < 0:
+	case code == answerHang:
 		<-r.Context().Done() // until the client gives up
+		return
+	case code == answerSmuggle:
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		_, _ = buf.WriteString("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n" +
+			"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		_ = buf.Flush()
+		ft.mu.Lock()
+		ft.held = append(ft.held, conn)
+		ft.mu.Unlock()
 		return
 	case code >= 200 && code < 300:
 		ft.mu.Lock()
@@ -384,9 +411,9 @@ func TestIntegrationFaultFlakyTarget(t *testing.T) {
 		case k < 30:
 			return http.StatusServiceUnavailable
 		case k < 35:
-			return 0
+			return answerReset
 		case k < 37:
-			return -1
+			return answerHang
 		}
 		return http.StatusOK
 	})
@@ -455,6 +482,45 @@ func TestIntegrationFaultTargetDown(t *testing.T) {
 	checkDeliveredOnce(t, recs, tg.delivered(), false)
 	t.Logf("target down: 50 accepted, each failed at least twice (%d connections refused), all delivered once %s after the target came back",
 		down.Stats().Refused, time.Since(back).Round(time.Second))
+}
+
+// TestIntegrationFaultHostileTarget: a target whose failures carry a second, unasked-for answer
+// (a smuggled 200 after its 503, on a connection it keeps open). Each message is answered that
+// way first and 200 on its next attempt; a client that took the smuggled bytes as the next push's
+// answer would record a message delivered that its target never accepted.
+func TestIntegrationFaultHostileTarget(t *testing.T) {
+	t.Parallel()
+	fs := startFaultStack(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	tg := newFaultTarget(t, func(_ int64, r *http.Request) int {
+		mu.Lock()
+		defer mu.Unlock()
+		id := r.Header.Get(push.HeaderID)
+		seen[id]++
+		if seen[id] == 1 {
+			return answerSmuggle
+		}
+		return http.StatusOK
+	})
+	msgs := make([]any, 60)
+	ids := make([]string, 60)
+	for i := range msgs {
+		msgs[i], ids[i] = keyed(tg.url(), fmt.Sprintf("%s-%d", t.Name(), i), i)
+	}
+	if code, body := fs.post(ctx, "/v1/messages/batch", map[string]any{"messages": msgs}); code != http.StatusAccepted {
+		t.Fatalf("batch: %d %s", code, body)
+	}
+	recs := fs.awaitRecordsFinal(t, ctx, ids)
+	checkDeliveredOnce(t, recs, tg.delivered(), false)
+	for id, rec := range recs {
+		if rec.Attempts < 2 {
+			t.Errorf("message %s recorded %s after %d attempt, but its target had answered it only 503", id, rec.Status, rec.Attempts)
+		}
+	}
+	t.Logf("hostile target: 60 messages, each first answered 503 with a smuggled 200 behind it, all delivered once, on a later attempt, by their own 200")
 }
 
 func TestIntegrationFaultDeliverKilled(t *testing.T) {

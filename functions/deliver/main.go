@@ -32,9 +32,11 @@ func main() {
 		os.Exit(1)
 	}
 	push.ReserveFDs(cfg.MaxConcurrency + push.FDMargin) // one connection per delivery in flight
+	sender := push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, MaxIdleConns: cfg.MaxConcurrency,
+		AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version})
 	h := &deliver.Handler{
 		Store:  store.NewDynamoDB(dynamodb.NewFromConfig(aws), cfg.TableName, cfg.RecordTTL),
-		Sender: push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version}),
+		Sender: sender,
 		Queue:  sqs.NewFromConfig(aws), QueueURL: cfg.QueueURL, Config: cfg, Log: logger,
 	}
 	lambda.Start(h.Handle)

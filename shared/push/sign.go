@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-// The Standard Webhooks headers a target receives (DESIGN §6).
+// The Standard Webhooks headers every push carries: the message id, the attempt's Unix time and,
+// when keys are set, the signatures.
 const (
 	HeaderID        = "Webhook-Id"
 	HeaderTimestamp = "Webhook-Timestamp"
