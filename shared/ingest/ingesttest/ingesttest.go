@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/pushfn/pushfn/shared/ingest"
 	"github.com/pushfn/pushfn/shared/local/awstest"
@@ -92,31 +94,45 @@ type Received struct {
 	MessageID string
 }
 
-// Drain receives every message now visible on the queue (each once: they stay invisible for the
-// queue's visibility timeout) and returns them. It stops after an empty long poll, or at 5,000.
+// Drain receives every message on the queue, deletes it and returns it. It stops once a receive
+// finds nothing and the queue holds no message, visible or in flight, or after a minute. Each receive
+// hides what it takes for a few seconds only, so messages whose receive answer was lost on the
+// way (seen with a busy SQS emulator) come back and are taken by a later receive.
 func (s *Stack) Drain(t *testing.T) []Received {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	var out []Received
-	for range 500 {
-		resp, err := s.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+	for ctx.Err() == nil {
+		resp, err := s.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl:            aws.String(s.QueueURL),
 			MaxNumberOfMessages: 10,
 			WaitTimeSeconds:     1,
+			VisibilityTimeout:   3,
 		})
 		if err != nil {
 			t.Fatalf("receive: %v", err)
 		}
 		if len(resp.Messages) == 0 {
-			return out
+			if s.empty(t, ctx) {
+				return out
+			}
+			continue
 		}
-		for _, m := range resp.Messages {
+		var del []sqstypes.DeleteMessageBatchRequestEntry
+		for i, m := range resp.Messages {
 			r := Received{Body: aws.ToString(m.Body), MessageID: aws.ToString(m.MessageId)}
 			if err := json.Unmarshal([]byte(r.Body), &r.Envelope); err != nil {
 				t.Fatalf("queued body %q is not an envelope: %v", r.Body, err)
 			}
 			out = append(out, r)
+			del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+		}
+		if _, err := s.SQS.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.QueueURL), Entries: del}); err != nil {
+			t.Fatalf("delete received messages: %v", err)
 		}
 	}
+	t.Logf("Drain: the queue still held messages after a minute; %d received", len(out))
 	return out
 }
 
@@ -131,6 +147,26 @@ func (s *Stack) Items(t *testing.T) int {
 		t.Fatalf("scan %s: more than one page; count with pagination", s.Table)
 	}
 	return int(out.Count)
+}
+
+// empty reports whether the queue holds no message, visible or in flight (delayed ones are not
+// there yet).
+func (s *Stack) empty(t *testing.T, ctx context.Context) bool {
+	t.Helper()
+	names := []sqstypes.QueueAttributeName{
+		sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+		sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+	}
+	a, err := s.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(s.QueueURL), AttributeNames: names})
+	if err != nil {
+		t.Fatalf("queue attributes: %v", err)
+	}
+	for _, n := range names {
+		if a.Attributes[string(n)] != "0" {
+			return false
+		}
+	}
+	return true
 }
 
 // Unique checks that no message id was queued twice, and returns the ids.
