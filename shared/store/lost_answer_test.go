@@ -28,7 +28,7 @@ func TestIntegrationLostAnswers(t *testing.T) {
 
 	// lossy returns a store whose first call of op has its answer lost.
 	lossy := func(op string) (*store.DynamoDB, *awstest.LossyHTTP) {
-		l := awstest.NewLossyHTTP(func(got string, n int) bool { return got == op && n == 1 })
+		l := awstest.NewLossyHTTP(t, awstest.LoseCalls(op, 1))
 		return store.NewDynamoDB(awstest.LossyDynamoDB(t, l), table, time.Hour), l
 	}
 	newRecord := func(token string) message.Record {

@@ -10,15 +10,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,72 +61,6 @@ func Config(t testing.TB) aws.Config {
 		t.Fatalf("load AWS config: %v", err)
 	}
 	return cfg
-}
-
-// DynamoDBLostAnswers returns a client for the DynamoDB emulator whose answers can be made to
-// get lost (see LostAnswers), with up to three tries per call as the SDK makes by default.
-func DynamoDBLostAnswers(t testing.TB) (*dynamodb.Client, *LostAnswers) {
-	t.Helper()
-	cfg := Config(t)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	l := &LostAnswers{base: tr, armed: map[string]int{}, calls: map[string]int{}}
-	cfg.HTTPClient = l
-	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		o.DisableValidateResponseChecksum = true
-		o.RetryMaxAttempts = 3
-	})
-	return client, l
-}
-
-// LostAnswers is an HTTP client for the AWS SDK that forwards every request and, when armed for
-// an operation, throws away the next answer to that operation and reports a connection reset
-// instead: DynamoDB applied the write, the caller never heard, and the SDK retries it.
-type LostAnswers struct {
-	base http.RoundTripper
-
-	mu      sync.Mutex
-	armed   map[string]int // operation (X-Amz-Target suffix) -> answers still to drop
-	calls   map[string]int // operation -> requests forwarded
-	dropped int
-}
-
-// Arm makes the next n answers to op (for example "UpdateItem") get lost.
-func (l *LostAnswers) Arm(op string, n int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.armed[op] += n
-}
-
-// Counts returns the requests forwarded for op and the answers dropped in all.
-func (l *LostAnswers) Counts(op string) (calls, dropped int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.calls[op], l.dropped
-}
-
-// Do implements the SDK's HTTPClient.
-func (l *LostAnswers) Do(r *http.Request) (*http.Response, error) {
-	_, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
-	resp, err := l.base.RoundTrip(r)
-	if err != nil {
-		return resp, err
-	}
-	l.mu.Lock()
-	l.calls[op]++
-	drop := l.armed[op] > 0
-	if drop {
-		l.armed[op]--
-		l.dropped++
-	}
-	l.mu.Unlock()
-	if !drop {
-		return resp, nil
-	}
-	// The whole answer arrived, so the write is certainly applied; the caller sees a reset.
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 }
 
 // SQS returns a client for the SQS emulator.
