@@ -10,12 +10,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/pushfn/pushfn/shared/local/awstest"
 	"github.com/pushfn/pushfn/shared/message"
-	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
 )
 
@@ -26,22 +24,8 @@ func TestIntegrationEmulators(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ddb, sq := awstest.DynamoDB(t), awstest.SQS(t)
-	table := awstest.Name(t)
-	t.Cleanup(func() {
-		_, _ = ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-	})
-	if err := store.CreateTable(ctx, ddb, table); err != nil {
-		t.Fatal(err)
-	}
-	queueURL, dlqURL, err := queue.CreateQueues(ctx, sq, awstest.Name(t), 20, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, u := range []string{queueURL, dlqURL} {
-			_, _ = sq.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)})
-		}
-	})
+	table := awstest.Table(t, ddb)
+	queueURL, _ := awstest.Queues(t, sq, 20, 30*time.Second)
 
 	b := newBundle(t, func(h *Handler) {
 		h.Config.RetryBaseDelay = time.Second
@@ -149,13 +133,7 @@ func TestIntegrationLostAnswer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ddb := awstest.DynamoDB(t)
-	table := awstest.Name(t)
-	t.Cleanup(func() {
-		_, _ = ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-	})
-	if err := store.CreateTable(ctx, ddb, table); err != nil {
-		t.Fatal(err)
-	}
+	table := awstest.Table(t, ddb)
 	db := store.NewDynamoDB(ddb, table, time.Hour)
 	for _, tc := range []struct {
 		name       string

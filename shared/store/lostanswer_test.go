@@ -16,12 +16,8 @@ import (
 // that as done, not as somebody else's record, another worker's lease or a lost lease.
 func TestIntegrationLostAnswers(t *testing.T) {
 	t.Parallel()
-	table := awstest.Name(t)
 	setupClient := awstest.DynamoDB(t)
-	dropTable(t, setupClient, table)
-	if err := store.CreateTable(context.Background(), setupClient, table); err != nil {
-		t.Fatal(err)
-	}
+	table := awstest.Table(t, setupClient)
 	plain := store.NewDynamoDB(setupClient, table, time.Hour)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)

@@ -1,5 +1,5 @@
-// Package awstest connects integration tests to the local AWS emulators. A test
-// calls Config (or SQS, DynamoDB); it is skipped when PUSHFN_INTEGRATION is unset, as in a plain
+// Package awstest connects integration tests to the local AWS emulators: clients, and the
+// project's table and queues under names unique to a test. A test calls Config (or SQS, DynamoDB); it is skipped when PUSHFN_INTEGRATION is unset, as in a plain
 // `go test`, and fails when it is set (as `make test` sets it) but an emulator cannot be reached,
 // so integration tests never skip silently in CI.
 //
@@ -23,6 +23,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/pushfn/pushfn/shared/queue"
+	"github.com/pushfn/pushfn/shared/store"
 )
 
 // EnvIntegration turns integration tests on when set to 1.
@@ -71,6 +74,40 @@ func SQS(t testing.TB) *sqs.Client { return sqs.NewFromConfig(Config(t)) }
 // warning for each).
 func DynamoDB(t testing.TB) *dynamodb.Client {
 	return dynamodb.NewFromConfig(Config(t), func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
+}
+
+// Table creates the pushfn table (as store.CreateTable does) in DynamoDB Local under a name
+// unique to t, and deletes it when t ends so the shared emulator does not fill up.
+func Table(t testing.TB, client *dynamodb.Client) string {
+	t.Helper()
+	name := Name(t)
+	t.Cleanup(func() {
+		if _, err := client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
+			t.Logf("delete table %s: %v", name, err)
+		}
+	})
+	if err := store.CreateTable(context.Background(), client, name); err != nil {
+		t.Fatalf("create table %s: %v", name, err)
+	}
+	return name
+}
+
+// Queues creates a queue and its dead-letter queue (as queue.CreateQueues does) on the SQS
+// emulator under a name unique to t, and deletes both when t ends.
+func Queues(t testing.TB, client *sqs.Client, maxReceiveCount int, visibility time.Duration) (url, dlq string) {
+	t.Helper()
+	url, dlq, err := queue.CreateQueues(context.Background(), client, Name(t), maxReceiveCount, visibility)
+	if err != nil {
+		t.Fatalf("create queues: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, u := range []string{url, dlq} {
+			if _, err := client.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)}); err != nil {
+				t.Logf("delete queue %s: %v", u, err)
+			}
+		}
+	})
+	return url, dlq
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
