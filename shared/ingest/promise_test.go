@@ -339,8 +339,6 @@ type undoStore struct {
 	done chan struct{}
 }
 
-var errTableDown = errors.New("fake: table unreachable")
-
 func (s *undoStore) Delete(ctx context.Context, id, createToken string) error {
 	if s.done != nil {
 		defer s.once.Do(func() { close(s.done) })
