@@ -205,6 +205,62 @@ func keyed(target, key string, i int) (map[string]any, string) {
 	return m, message.IDForKey(key)
 }
 
+// keyedMessages returns n messages to target keyed prefix-0, prefix-1, ... and their ids.
+func keyedMessages(target, prefix string, n int) ([]any, []string) {
+	msgs, ids := make([]any, n), make([]string, n)
+	for i := range msgs {
+		msgs[i], ids[i] = keyed(target, fmt.Sprintf("%s-%d", prefix, i), i)
+	}
+	return msgs, ids
+}
+
+// postKeyed posts n keyed messages to target one by one, each delayed in the queue by delay
+// seconds, and returns the ids answered 202 or 200 and those answered 503; any other answer
+// fails t.
+func (fs *faultStack) postKeyed(t *testing.T, ctx context.Context, target, prefix string, n, delay int) (accepted, refused []string) {
+	t.Helper()
+	msgs, ids := keyedMessages(target, prefix, n)
+	for i, m := range msgs {
+		if delay > 0 {
+			m.(map[string]any)["delay_seconds"] = delay
+		}
+		switch code, body := fs.post(ctx, "/v1/messages", m); code {
+		case http.StatusAccepted, http.StatusOK:
+			accepted = append(accepted, ids[i])
+		case http.StatusServiceUnavailable:
+			refused = append(refused, ids[i])
+		default:
+			t.Fatalf("POST %s-%d: %d %s", prefix, i, code, body)
+		}
+	}
+	return accepted, refused
+}
+
+// acceptBatches posts n keyed messages to target in batches of 100, each of which must be
+// answered 202, and returns their ids.
+func (fs *faultStack) acceptBatches(t *testing.T, ctx context.Context, target string, n int) []string {
+	t.Helper()
+	msgs, ids := keyedMessages(target, t.Name(), n)
+	for i := 0; i < n; i += 100 {
+		if code, body := fs.post(ctx, "/v1/messages/batch", map[string]any{"messages": msgs[i:min(i+100, n)]}); code != http.StatusAccepted {
+			t.Fatalf("batch: %d %s", code, body)
+		}
+	}
+	return ids
+}
+
+// poll reports whether done became true, asking it every interval until ctx ends.
+func poll(ctx context.Context, every time.Duration, done func() bool) bool {
+	for !done() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(every):
+		}
+	}
+	return true
+}
+
 // post sends one message and returns the status code; a transport error is -1.
 func (s *e2eStack) post(ctx context.Context, path string, body any) (int, []byte) {
 	b, err := json.Marshal(body)
@@ -231,26 +287,20 @@ func (fs *faultStack) awaitRecordsFinal(t *testing.T, ctx context.Context, ids [
 	t.Helper()
 	recs := make(map[string]message.Record, len(ids))
 	pending := slices.Clone(ids)
-	for len(pending) > 0 {
-		var still []string
-		for _, id := range pending {
+	final := func() bool {
+		pending = slices.DeleteFunc(pending, func(id string) bool {
 			rec, err := fs.records.Get(ctx, id)
 			if err == nil && rec.Status.Final() {
 				recs[id] = rec
-				continue
+				return true
 			}
-			still = append(still, id)
-		}
-		pending = still
-		if len(pending) == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			rec, err := fs.records.Get(context.Background(), pending[0])
-			t.Fatalf("%d of %d records not final when the test's time ran out; first %s: %+v %v", len(pending), len(ids), pending[0], rec, err)
-		case <-time.After(250 * time.Millisecond):
-		}
+			return false
+		})
+		return len(pending) == 0
+	}
+	if !poll(ctx, 250*time.Millisecond, final) {
+		rec, err := fs.records.Get(context.Background(), pending[0])
+		t.Fatalf("%d of %d records not final when the test's time ran out; first %s: %+v %v", len(pending), len(ids), pending[0], rec, err)
 	}
 	return recs
 }
@@ -285,19 +335,10 @@ func TestIntegrationFaultStorageOutage(t *testing.T) {
 	tg := newFaultTarget(t, nil)
 
 	var accepted, refused []string
-	send := func(prefix string, n, delay int) {
-		for i := range n {
-			m, id := keyed(tg.url(), fmt.Sprintf("%s-%s-%d", t.Name(), prefix, i), i)
-			m["delay_seconds"] = delay // so the deliver function meets the outage too
-			switch code, body := fs.post(ctx, "/v1/messages", m); code {
-			case http.StatusAccepted, http.StatusOK:
-				accepted = append(accepted, id)
-			case http.StatusServiceUnavailable:
-				refused = append(refused, id)
-			default:
-				t.Fatalf("POST during %s: %d %s", prefix, code, body)
-			}
-		}
+	send := func(phase string, n, delay int) {
+		// Delayed in the queue, so the deliver function meets the outage too.
+		a, r := fs.postKeyed(t, ctx, tg.url(), t.Name()+"-"+phase, n, delay)
+		accepted, refused = append(accepted, a...), append(refused, r...)
 	}
 	send("before", 100, 3)
 	fs.ddb.SetLatency(500 * time.Millisecond)
@@ -308,12 +349,8 @@ func TestIntegrationFaultStorageOutage(t *testing.T) {
 	// Keep the table down until the deliver function has failed claims on it: those records are
 	// handed back to the queue, and must come back soon after the outage, not after the queue's
 	// visibility timeout.
-	for strings.Count(fs.logs.String(), `"claim failed"`) < 10 {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the deliver function never failed a claim during the outage: %+v", fs.ddb.Stats())
-		case <-time.After(100 * time.Millisecond):
-		}
+	if !poll(ctx, 100*time.Millisecond, func() bool { return strings.Count(fs.logs.String(), `"claim failed"`) >= 10 }) {
+		t.Fatalf("the deliver function never failed a claim during the outage: %+v", fs.ddb.Stats())
 	}
 	fs.ddb.SetLatency(0)
 	fs.ddb.Refuse(false)
@@ -363,11 +400,7 @@ func TestIntegrationFaultLostStorageAnswers(t *testing.T) {
 		}
 	}
 	for b := range 3 {
-		msgs := make([]any, 50)
-		ids := make([]string, 50)
-		for i := range msgs {
-			msgs[i], ids[i] = keyed(tg.url(), fmt.Sprintf("%s-b%d-%d", t.Name(), b, i), i)
-		}
+		msgs, ids := keyedMessages(tg.url(), fmt.Sprintf("%s-b%d", t.Name(), b), 50)
 		code, body := fs.post(ctx, "/v1/messages/batch", map[string]any{"messages": msgs})
 		var out struct {
 			Messages []struct {
@@ -417,16 +450,7 @@ func TestIntegrationFaultFlakyTarget(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	msgs := make([]any, 200)
-	ids := make([]string, 200)
-	for i := range msgs {
-		msgs[i], ids[i] = keyed(tg.url(), fmt.Sprintf("%s-%d", t.Name(), i), i)
-	}
-	for _, part := range [][]any{msgs[:100], msgs[100:]} {
-		if code, body := fs.post(ctx, "/v1/messages/batch", map[string]any{"messages": part}); code != http.StatusAccepted {
-			t.Fatalf("batch: %d %s", code, body)
-		}
-	}
+	ids := fs.acceptBatches(t, ctx, tg.url(), 200)
 	start := time.Now()
 	recs := fs.awaitRecordsFinal(t, ctx, ids)
 	checkDeliveredOnce(t, recs, tg.delivered(), false)
@@ -533,24 +557,11 @@ func TestIntegrationFaultDeliverKilled(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		return http.StatusOK
 	})
-	msgs := make([]any, 300)
-	ids := make([]string, 300)
-	for i := range msgs {
-		msgs[i], ids[i] = keyed(tg.url(), fmt.Sprintf("%s-%d", t.Name(), i), i)
-	}
-	for i := 0; i < len(msgs); i += 100 {
-		if code, body := fs.post(ctx, "/v1/messages/batch", map[string]any{"messages": msgs[i : i+100]}); code != http.StatusAccepted {
-			t.Fatalf("batch: %d %s", code, body)
-		}
-	}
+	ids := fs.acceptBatches(t, ctx, tg.url(), 300)
 	kills := 0
 	for _, at := range []int64{30, 120, 200} {
-		for tg.received.Load() < at {
-			select {
-			case <-ctx.Done():
-				t.Fatalf("the target got %d pushes, waiting for %d", tg.received.Load(), at)
-			case <-time.After(20 * time.Millisecond):
-			}
+		if !poll(ctx, 20*time.Millisecond, func() bool { return tg.received.Load() >= at }) {
+			t.Fatalf("the target got %d pushes, waiting for %d", tg.received.Load(), at)
 		}
 		for _, pid := range processesUnder(filepath.Join(fs.buildDir, "DeliverFunction")) {
 			if syscall.Kill(pid, syscall.SIGKILL) == nil {
@@ -604,21 +615,19 @@ func TestIntegrationFaultMalformedRecords(t *testing.T) {
 		t.Errorf("the stale and malformed copies' target got %d pushes, want none", n)
 	}
 	// The queue is drained: every malformed copy was acknowledged, none is left to redeliver.
-	for {
+	var left map[string]string
+	drained := func() bool {
 		attrs, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(fs.queueURL),
 			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if attrs.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)] == "0" &&
-			attrs.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)] == "0" {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("records left on the queue: %v", attrs.Attributes)
-		case <-time.After(250 * time.Millisecond):
-		}
+		left = attrs.Attributes
+		return left[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)] == "0" &&
+			left[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)] == "0"
+	}
+	if !poll(ctx, 250*time.Millisecond, drained) {
+		t.Fatalf("records left on the queue: %v", left)
 	}
 	t.Logf("malformed records: %d bad copies put on the queue, all acknowledged", len(bodies))
 }
@@ -630,21 +639,10 @@ func TestIntegrationFaultQueueOutage(t *testing.T) {
 	defer cancel()
 	tg := newFaultTarget(t, nil)
 
-	var accepted, refused []string
 	// Answers lost after SQS stored the message: the SDK sends again (SQS stores it twice) or
 	// gives up (the api answers 503 and the stored copy must not be delivered).
 	fs.sqs.DropEvery(3)
-	for i := range 60 {
-		m, id := keyed(tg.url(), fmt.Sprintf("%s-lost-%d", t.Name(), i), i)
-		switch code, body := fs.post(ctx, "/v1/messages", m); code {
-		case http.StatusAccepted, http.StatusOK:
-			accepted = append(accepted, id)
-		case http.StatusServiceUnavailable:
-			refused = append(refused, id)
-		default:
-			t.Fatalf("POST: %d %s", code, body)
-		}
-	}
+	accepted, refused := fs.postKeyed(t, ctx, tg.url(), t.Name()+"-lost", 60, 0)
 	fs.sqs.DropEvery(0)
 	fs.sqs.Refuse(true)
 	var down []map[string]any

@@ -162,6 +162,17 @@ func (b *bundle) sqsRecord(t *testing.T, env message.Envelope) events.SQSMessage
 	return events.SQSMessage{MessageId: "sqs-" + n, ReceiptHandle: "rh-" + n, Body: string(body)}
 }
 
+// copyOf returns an SQS record carrying a copy of message id with the given fingerprint and
+// target URL (either may be empty, as in a malformed copy) and a small payload of its own.
+func (b *bundle) copyOf(t *testing.T, id, fp, url string) events.SQSMessage {
+	t.Helper()
+	env := message.Envelope{ID: id, Fingerprint: fp, Payload: json.RawMessage(`{"a":1}`)}
+	if url != "" {
+		env.Target = message.Target{URL: url}
+	}
+	return b.sqsRecord(t, env)
+}
+
 func (b *bundle) status(t *testing.T, id string) (message.Status, int) {
 	t.Helper()
 	rec, err := b.store.Get(context.Background(), id)

@@ -10,13 +10,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/pushfn/pushfn/shared/local/awstest"
 	"github.com/pushfn/pushfn/shared/message"
-	"github.com/pushfn/pushfn/shared/push"
-	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
 )
 
@@ -27,22 +24,8 @@ func TestIntegrationEmulators(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ddb, sq := awstest.DynamoDB(t), awstest.SQS(t)
-	table := awstest.Name(t)
-	t.Cleanup(func() {
-		_, _ = ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-	})
-	if err := store.CreateTable(ctx, ddb, table); err != nil {
-		t.Fatal(err)
-	}
-	queueURL, dlqURL, err := queue.CreateQueues(ctx, sq, awstest.Name(t), 20, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, u := range []string{queueURL, dlqURL} {
-			_, _ = sq.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)})
-		}
-	})
+	table := awstest.Table(t, ddb)
+	queueURL, _ := awstest.Queues(t, sq, 20, 30*time.Second)
 
 	b := newBundle(t, func(h *Handler) {
 		h.Config.RetryBaseDelay = time.Second
@@ -149,49 +132,33 @@ func receive(t *testing.T, sq *sqs.Client, url string, want int, within time.Dur
 func TestIntegrationLostAnswer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ddb, lost := awstest.DynamoDBLostAnswers(t)
-	table := awstest.Name(t)
-	t.Cleanup(func() {
-		_, _ = ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-	})
-	if err := store.CreateTable(ctx, ddb, table); err != nil {
-		t.Fatal(err)
-	}
+	ddb := awstest.DynamoDB(t)
+	table := awstest.Table(t, ddb)
 	db := store.NewDynamoDB(ddb, table, time.Hour)
 	for _, tc := range []struct {
 		name       string
 		status     int
-		loseClaim  bool
+		lose       int // the UpdateItem call whose answer is lost: 1 the claim, 2 the result write
 		want       message.Status
 		handedBack bool
 	}{
-		{name: "result of a 503", status: 503, want: message.Retrying, handedBack: true},
-		{name: "result of a 200", status: 200, want: message.Delivered},
-		{name: "claim", status: 200, loseClaim: true, want: message.Delivered},
+		{name: "result of a 503", status: 503, lose: 2, want: message.Retrying, handedBack: true},
+		{name: "result of a 200", status: 200, lose: 2, want: message.Delivered},
+		{name: "claim", status: 200, lose: 1, want: message.Delivered},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBundle(t, nil)
-			b.h.Store = db
+			lost := awstest.NewLossyHTTP(t, awstest.LoseCalls("UpdateItem", tc.lose))
+			b.h.Store = store.NewDynamoDB(awstest.LossyDynamoDB(t, lost), table, time.Hour)
 			tg := newTarget(t, tc.status, nil, 0)
-			real := b.h.Sender
-			b.h.Sender = senderFunc(func(ctx context.Context, r push.Request) push.Result {
-				if !tc.loseClaim {
-					lost.Arm("UpdateItem", 1) // the result write that follows the send
-				}
-				return real.Send(ctx, r)
-			})
 			id := message.NewID(time.Now())
 			if err := db.Create(ctx, message.Record{ID: id, Fingerprint: fingerprint(id), CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			rec := b.sqsRecord(t, message.Envelope{ID: id, Fingerprint: fingerprint(id), Target: message.Target{URL: tg.URL}, Payload: json.RawMessage(`{"n":1}`)})
-			_, dropped0 := lost.Counts("UpdateItem")
-			if tc.loseClaim {
-				lost.Arm("UpdateItem", 1)
-			}
 			resp := handle(t, b, rec)
-			if _, dropped := lost.Counts("UpdateItem"); dropped != dropped0+1 {
-				t.Fatalf("%d answers lost, want 1", dropped-dropped0)
+			if n := lost.Lost(); n != 1 {
+				t.Fatalf("%d answers lost, want 1", n)
 			}
 			got, err := db.Get(ctx, id)
 			if err != nil || got.Status != tc.want || got.Attempts != 1 {

@@ -164,8 +164,8 @@ func TestHandleMalformedCopyLeavesItsMessage(t *testing.T) {
 	b := newBundle(t, nil)
 	tg := newTarget(t, 200, nil, 0)
 	good, id := b.record(t, tg.URL)
-	noTarget := b.sqsRecord(t, message.Envelope{ID: id, Payload: json.RawMessage(`{"a":1}`)})
-	wrongPrint := b.sqsRecord(t, message.Envelope{ID: id, Fingerprint: "sha256:earlier", Payload: json.RawMessage(`{"a":1}`)})
+	noTarget := b.copyOf(t, id, "", "")
+	wrongPrint := b.copyOf(t, id, "sha256:earlier", "")
 	garbled := events.SQSMessage{MessageId: "sqs-garbled", ReceiptHandle: "rh-garbled", Body: `{"id":"` + id + `","target":5}`}
 	for _, bad := range []events.SQSMessage{noTarget, wrongPrint, garbled} {
 		if resp := handle(t, b, bad); len(resp.BatchItemFailures) != 0 {
@@ -190,7 +190,7 @@ func TestHandleStaleCopyIsNotSent(t *testing.T) {
 	b := newBundle(t, nil)
 	tg := newTarget(t, 200, nil, 0)
 	_, id := b.record(t, tg.URL)
-	stale := b.sqsRecord(t, message.Envelope{ID: id, Fingerprint: "sha256:earlier", Target: message.Target{URL: tg.URL}, Payload: json.RawMessage(`{"a":1}`)})
+	stale := b.copyOf(t, id, "sha256:earlier", tg.URL)
 	if resp := handle(t, b, stale); len(resp.BatchItemFailures) != 0 {
 		t.Errorf("stale copy handed back, want it acknowledged")
 	}
@@ -336,8 +336,7 @@ func TestHandleDeadLetteredOnLastReceive(t *testing.T) {
 		}
 		// Redriven from the dead-letter queue, to a target that now answers.
 		ok := newTarget(t, 200, nil, 0)
-		env := message.Envelope{ID: id, Fingerprint: fingerprint(id), Target: message.Target{URL: ok.URL}, Payload: json.RawMessage(`{"a":1}`)}
-		redriven := b.sqsRecord(t, env)
+		redriven := b.copyOf(t, id, fingerprint(id), ok.URL)
 		redriven.Attributes = map[string]string{"ApproximateReceiveCount": "1"}
 		if resp := handle(t, b, redriven); len(resp.BatchItemFailures) != 0 {
 			t.Errorf("redriven copy handed back")
@@ -384,7 +383,7 @@ func TestHandleStaleAndOwnCopyInOneBatch(t *testing.T) {
 	b := newBundle(t, nil)
 	tg := newTarget(t, 200, nil, 0)
 	own, id := b.record(t, tg.URL)
-	stale := b.sqsRecord(t, message.Envelope{ID: id, Fingerprint: "sha256:earlier", Target: message.Target{URL: tg.URL}, Payload: json.RawMessage(`{"a":1}`)})
+	stale := b.copyOf(t, id, "sha256:earlier", tg.URL)
 	b.h.Config.MaxConcurrency = 1 // the stale copy first
 	if resp := handle(t, b, stale, own); len(resp.BatchItemFailures) != 0 {
 		t.Errorf("failures %v, want none", failures(resp))

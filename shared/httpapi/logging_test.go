@@ -2,17 +2,16 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/pushfn/pushfn/shared/logging"
+	"github.com/pushfn/pushfn/shared/logging/loggingtest"
 	"github.com/pushfn/pushfn/shared/message"
 )
 
@@ -34,7 +33,7 @@ func TestEveryLogLineCarriesTheRequestID(t *testing.T) {
 		{http.MethodGet, PathMessages + "/msg_06h3af0dbv9egk3jqqt6dm36w8", ""},
 	}
 	for i, r := range requests {
-		ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-" + string(rune('a'+i))})
+		ctx := loggingtest.Invocation(fmt.Sprint("req-", i))
 		req := events.APIGatewayV2HTTPRequest{RawPath: r.path, Body: r.body, Headers: map[string]string{"content-type": "application/json"}}
 		req.RequestContext.HTTP.Method = r.method
 		if _, err := b.h.Handle(ctx, req); err != nil {
@@ -42,19 +41,15 @@ func TestEveryLogLineCarriesTheRequestID(t *testing.T) {
 		}
 	}
 
-	lines, queueWarned := 0, false
-	for l := range strings.Lines(buf.String()) {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("line %q: %v", l, err)
-		}
-		lines++
+	lines := loggingtest.Lines(t, buf.String())
+	queueWarned := false
+	for _, m := range lines {
 		queueWarned = queueWarned || m["msg"] == "queue message"
 		if id, _ := m[logging.RequestIDKey].(string); !strings.HasPrefix(id, "req-") || m[logging.FunctionNameKey] != "ApiFunction" {
-			t.Errorf("line without the invocation or the function: %s", l)
+			t.Errorf("line without the invocation or the function: %v", m)
 		}
 	}
-	if lines < len(requests) || !queueWarned {
-		t.Fatalf("%d lines (want at least one per request, and the queue failure's warning):\n%s", lines, buf.String())
+	if len(lines) < len(requests) || !queueWarned {
+		t.Fatalf("%d lines (want at least one per request, and the queue failure's warning):\n%s", len(lines), buf.String())
 	}
 }

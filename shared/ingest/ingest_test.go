@@ -19,6 +19,9 @@ import (
 
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
+// errTableDown is what the fake stores answer for a table that cannot be reached.
+var errTableDown = errors.New("fake: table unreachable")
+
 // failingStore fails every Create whose message has the key fail.
 type failingStore struct {
 	*store.Memory
@@ -27,7 +30,7 @@ type failingStore struct {
 
 func (s failingStore) Create(ctx context.Context, rec message.Record) error {
 	if rec.IdempotencyKey == s.fail {
-		return errors.New("fake: table unreachable")
+		return errTableDown
 	}
 	return s.Memory.Create(ctx, rec)
 }

@@ -23,7 +23,7 @@ import (
 func TestIntegrationCreatesWhoseAnswerWasLost(t *testing.T) {
 	t.Parallel()
 	s := ingesttest.New(t, nil)
-	lossy := awstest.NewLossyHTTP(func(op string, n int) bool { return op == "PutItem" && n%50 == 1 })
+	lossy := awstest.NewLossyHTTP(t, func(op string, n int) bool { return op == "PutItem" && n%50 == 1 })
 	s.Enqueuer.Store = store.NewDynamoDB(awstest.LossyDynamoDB(t, lossy), s.Table, time.Hour)
 
 	const n = 300
@@ -62,7 +62,7 @@ func TestIntegrationAmbiguousSendThenOtherBody(t *testing.T) {
 	s := ingesttest.New(t, nil)
 	var lose atomic.Bool
 	lose.Store(true)
-	lossy := awstest.NewLossyHTTP(func(op string, _ int) bool { return op == "SendMessageBatch" && lose.Load() })
+	lossy := awstest.NewLossyHTTP(t, func(op string, _ int) bool { return op == "SendMessageBatch" && lose.Load() })
 	client := sqs.NewFromConfig(awstest.Config(t), func(o *sqs.Options) { o.HTTPClient = lossy })
 	s.Enqueuer.Producer = queue.NewProducer(client, s.QueueURL)
 

@@ -233,22 +233,6 @@ func TestUndoAfterTheCopyWasClaimedAnswersAccepted(t *testing.T) {
 	}
 }
 
-// An ambiguous send whose copy is not claimed before the undo: the record is removed, the answer
-// is 503 and the stored copy is never delivered; a retry with the key delivers it once.
-func TestAmbiguousSendUndoneIsNotDelivered(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	d := newDeliverer(b)
-	b.prod.Ambiguous = func(message.Envelope) bool { return true }
-	m := newMessage("order-4", `{"n":4}`)
-	r := enqueueOne(t, b, m)
-	wantUnavailable(t, "first", r)
-	d.wantNotDelivered(t, r.ID)
-	b.prod.Ambiguous = nil
-	wantAccepted(t, "retry", enqueueOne(t, b, m))
-	d.wantDeliveredOnce(t, r.ID, m)
-}
-
 // A replay that arrives after the first request's create and before its send: it queues its own
 // copy and answers 200 at once; whatever the first send then does, the first request answers
 // 202 and the message is delivered once.
@@ -316,22 +300,6 @@ func TestReplayBetweenSendAndUndo(t *testing.T) {
 	}
 }
 
-// A replay after the first request answered 503: the record is gone, so the replay is a fresh
-// accept.
-func TestReplayAfterUnavailableIsFreshAccept(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	d := newDeliverer(b)
-	m := newMessage("order-7", `{"n":7}`)
-	b.prod.Fail = func(message.Envelope) bool { return true }
-	first := enqueueOne(t, b, m)
-	wantUnavailable(t, "first", first)
-	d.wantNotDelivered(t, first.ID)
-	b.prod.Fail = nil
-	wantAccepted(t, "retry", enqueueOne(t, b, m))
-	d.wantDeliveredOnce(t, first.ID, m)
-}
-
 // Two replays at once, both while the record is accepted: both answer 200 and the message is
 // delivered once.
 func TestTwoReplaysAtOnce(t *testing.T) {
@@ -371,8 +339,6 @@ type undoStore struct {
 	done chan struct{}
 }
 
-var errTableDown = errors.New("fake: table unreachable")
-
 func (s *undoStore) Delete(ctx context.Context, id, createToken string) error {
 	if s.done != nil {
 		defer s.once.Do(func() { close(s.done) })
@@ -381,24 +347,6 @@ func (s *undoStore) Delete(ctx context.Context, id, createToken string) error {
 		return errTableDown
 	}
 	return s.Memory.Delete(ctx, id, createToken)
-}
-
-// A send that failed (nothing stored) and an undo that failed: the record stays accepted with no
-// copy, the answer is 503 and nothing is delivered; a retry with the key queues it and answers
-// 200 at once, and it is delivered once.
-func TestFailedUndoThenRetry(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	d := newDeliverer(b)
-	b.enq.Store = &undoStore{Memory: b.store, fail: true}
-	b.prod.Fail = func(message.Envelope) bool { return true }
-	m := newMessage("order-9", `{"n":9}`)
-	first := enqueueOne(t, b, m)
-	wantUnavailable(t, "first", first)
-	d.wantNotDelivered(t, first.ID)
-	b.prod.Fail = nil
-	wantReplayed(t, "retry", enqueueOne(t, b, m), message.Accepted)
-	d.wantDeliveredOnce(t, first.ID, m)
 }
 
 // A replay whose own send fails changes nothing: it answers 503, the first request's copy is
@@ -502,19 +450,56 @@ func TestReplayWhoseRecordKeepsBeingReplacedIsInProgress(t *testing.T) {
 	d.wantDeliveredOnce(t, first.ID, m)
 }
 
-// The one case a 503 cannot know: the send failed after the queue stored its copy, and the undo
-// failed too. The record stays accepted and the stored copy is delivered although the answer
-// was 503; a retry with the same key answers 200 and the message is still pushed only once.
-func TestAmbiguousSendAndFailedUndo(t *testing.T) {
+// A first request that answers 503, then a retry with the same key: whatever the send and the
+// undo did, the retry's answer is what the record says and the message is delivered once.
+func TestUnavailableThenRetry(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	d := newDeliverer(b)
-	b.enq.Store = &undoStore{Memory: b.store, fail: true}
-	b.prod.Ambiguous = func(message.Envelope) bool { return true }
-	m := newMessage("order-13", `{"n":13}`)
-	first := enqueueOne(t, b, m)
-	wantUnavailable(t, "first", first)
-	b.prod.Ambiguous = nil
-	wantReplayed(t, "retry", enqueueOne(t, b, m), message.Accepted)
-	d.wantDeliveredOnce(t, first.ID, m)
+	for _, tc := range []struct {
+		name string
+		// ambiguous: the send failed after the queue stored its copy (else nothing was stored).
+		// undoFails: the undo failed as an unreachable table would, so the record stays.
+		ambiguous, undoFails bool
+		// retryReplayed: the retry finds the record (200), else records it anew (202).
+		retryReplayed bool
+	}{
+		// The record is removed and the stored copy is never delivered.
+		{name: "ambiguous send undone", ambiguous: true},
+		// The record is gone, so the retry is a fresh accept.
+		{name: "failed send undone"},
+		// The record stays accepted with no copy; the retry queues it and answers 200 at once.
+		{name: "failed send, failed undo", undoFails: true, retryReplayed: true},
+		// The one case a 503 cannot know: the record stays accepted and the stored copy is
+		// delivered although the answer was 503; the retry answers 200 and the message is still
+		// pushed only once.
+		{name: "ambiguous send, failed undo", ambiguous: true, undoFails: true, retryReplayed: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			d := newDeliverer(b)
+			if tc.undoFails {
+				b.enq.Store = &undoStore{Memory: b.store, fail: true}
+			}
+			always := func(message.Envelope) bool { return true }
+			if tc.ambiguous {
+				b.prod.Ambiguous = always
+			} else {
+				b.prod.Fail = always
+			}
+			m := newMessage("order-4", `{"n":4}`)
+			first := enqueueOne(t, b, m)
+			wantUnavailable(t, "first", first)
+			if !(tc.ambiguous && tc.undoFails) {
+				d.wantNotDelivered(t, first.ID)
+			}
+			b.prod.Ambiguous, b.prod.Fail = nil, nil
+			retry := enqueueOne(t, b, m)
+			if tc.retryReplayed {
+				wantReplayed(t, "retry", retry, message.Accepted)
+			} else {
+				wantAccepted(t, "retry", retry)
+			}
+			d.wantDeliveredOnce(t, first.ID, m)
+		})
+	}
 }

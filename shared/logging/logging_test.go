@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,26 +13,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/pushfn/pushfn/shared/logging"
+	"github.com/pushfn/pushfn/shared/logging/loggingtest"
 )
-
-// invocation returns a context as the Lambda runtime makes for the invocation id.
-func invocation(id string) context.Context {
-	return lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: id})
-}
-
-// lines decodes every JSON line written to buf.
-func lines(t *testing.T, buf *bytes.Buffer) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for l := range strings.Lines(buf.String()) {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("line %q is not a JSON object: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 func TestLinesCarryTheInvocationsRequestID(t *testing.T) {
 	t.Parallel()
@@ -41,14 +22,14 @@ func TestLinesCarryTheInvocationsRequestID(t *testing.T) {
 	log := logging.New(&buf, slog.LevelInfo, "DeliverFunction")
 
 	// The handler's ctx, and one derived from it as a per-message timeout is.
-	ctx := invocation("8476a536-e9f4-11e8-9739-2dfe598c3fcd")
+	ctx := loggingtest.Invocation("8476a536-e9f4-11e8-9739-2dfe598c3fcd")
 	derived, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	log.InfoContext(ctx, "delivery", "message_id", "msg_1")
 	log.LogAttrs(derived, slog.LevelWarn, "claim failed", slog.String("message_id", "msg_2"))
 	log.With("target_host", "hooks.example.com").ErrorContext(derived, "recording the result failed")
 
-	got := lines(t, &buf)
+	got := loggingtest.Lines(t, buf.String())
 	if len(got) != 3 {
 		t.Fatalf("%d lines, want 3:\n%s", len(got), buf.String())
 	}
@@ -73,8 +54,8 @@ func TestLinesOutsideAnInvocationHaveNoRequestID(t *testing.T) {
 	log := logging.New(&buf, slog.LevelInfo, "ApiFunction")
 	log.Info("start")                                  // init, before any invocation
 	log.InfoContext(context.Background(), "no invoke") // a context the runtime did not make
-	log.InfoContext(invocation(""), "empty id")
-	got := lines(t, &buf)
+	log.InfoContext(loggingtest.Invocation(""), "empty id")
+	got := loggingtest.Lines(t, buf.String())
 	if len(got) != 3 {
 		t.Fatalf("%d lines, want 3:\n%s", len(got), buf.String())
 	}
@@ -91,8 +72,8 @@ func TestLinesOutsideAnInvocationHaveNoRequestID(t *testing.T) {
 func TestNoFunctionNameOutsideLambda(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	logging.New(&buf, slog.LevelInfo, "").InfoContext(invocation("req-1"), "local")
-	got := lines(t, &buf)
+	logging.New(&buf, slog.LevelInfo, "").InfoContext(loggingtest.Invocation("req-1"), "local")
+	got := loggingtest.Lines(t, buf.String())
 	if len(got) != 1 || got[0][logging.RequestIDKey] != "req-1" {
 		t.Fatalf("got %v", got)
 	}
@@ -105,11 +86,11 @@ func TestLevel(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	log := logging.New(&buf, slog.LevelWarn, "RelayFunction")
-	ctx := invocation("req-1")
+	ctx := loggingtest.Invocation("req-1")
 	log.DebugContext(ctx, "hidden")
 	log.InfoContext(ctx, "hidden")
 	log.WarnContext(ctx, "shown")
-	got := lines(t, &buf)
+	got := loggingtest.Lines(t, buf.String())
 	if len(got) != 1 || got[0][slog.MessageKey] != "shown" {
 		t.Fatalf("at level WARN got %v", got)
 	}
@@ -125,14 +106,14 @@ func TestConcurrentInvocationsKeepTheirOwnID(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {
-			ctx := invocation(fmt.Sprint("req-", i))
+			ctx := loggingtest.Invocation(fmt.Sprint("req-", i))
 			for range 20 {
 				log.InfoContext(ctx, "delivery", "invocation", i)
 			}
 		})
 	}
 	wg.Wait()
-	got := lines(t, &buf)
+	got := loggingtest.Lines(t, buf.String())
 	if len(got) != 16*20 {
 		t.Fatalf("%d lines, want %d", len(got), 16*20)
 	}

@@ -41,20 +41,10 @@ func receive(t *testing.T, client *sqs.Client, url string, want int) []string {
 	return bodies
 }
 
-func createQueues(t *testing.T, client *sqs.Client, maxReceiveCount int, visibility time.Duration) (string, string) {
-	t.Helper()
-	url, dlq, err := queue.CreateQueues(context.Background(), client, awstest.Name(t), maxReceiveCount, visibility)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dropQueues(t, client, url, dlq)
-	return url, dlq
-}
-
 func TestIntegrationSendReceive(t *testing.T) {
 	t.Parallel()
 	client := awstest.SQS(t)
-	url, _ := createQueues(t, client, 5, 30*time.Second)
+	url, _ := awstest.Queues(t, client, 5, 30*time.Second)
 	in := entries(25, 64)
 	wantAllNil(t, queue.NewProducer(client, url).Send(context.Background(), in), len(in))
 	got := receive(t, client, url, len(in))
@@ -73,7 +63,7 @@ func TestIntegrationSendReceive(t *testing.T) {
 func TestIntegrationSendLarge(t *testing.T) {
 	t.Parallel()
 	client := awstest.SQS(t)
-	url, _ := createQueues(t, client, 5, 30*time.Second)
+	url, _ := awstest.Queues(t, client, 5, 30*time.Second)
 	in := entries(3, 400<<10)
 	wantAllNil(t, queue.NewProducer(client, url).Send(context.Background(), in), len(in))
 	if got := receive(t, client, url, len(in)); len(got) != len(in) {
@@ -84,7 +74,7 @@ func TestIntegrationSendLarge(t *testing.T) {
 func TestIntegrationSenderFault(t *testing.T) {
 	t.Parallel()
 	client := awstest.SQS(t)
-	url, _ := createQueues(t, client, 5, 30*time.Second)
+	url, _ := awstest.Queues(t, client, 5, 30*time.Second)
 	errs := queue.NewProducer(client, url).Send(context.Background(), []queue.Entry{{Body: "fine"}, {Body: "nul \x00 byte"}})
 	if errs[0] != nil {
 		t.Errorf("entry 0: %v", errs[0])
@@ -98,7 +88,7 @@ func TestIntegrationSenderFault(t *testing.T) {
 func TestIntegrationDelay(t *testing.T) {
 	t.Parallel()
 	client := awstest.SQS(t)
-	url, _ := createQueues(t, client, 5, 30*time.Second)
+	url, _ := awstest.Queues(t, client, 5, 30*time.Second)
 	in := []queue.Entry{{Body: "later", DelaySeconds: queue.MaxDelaySeconds}, {Body: "now"}}
 	wantAllNil(t, queue.NewProducer(client, url).Send(context.Background(), in), len(in))
 	attrs, err := client.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
@@ -129,7 +119,7 @@ func TestIntegrationRedrive(t *testing.T) {
 	client := awstest.SQS(t)
 	// Visibility 0: a message received and not deleted is visible again at once. (The SDK leaves
 	// a zero VisibilityTimeout out of ReceiveMessage, so the queue's default must be 0.)
-	url, dlq := createQueues(t, client, maxReceiveCount, 0)
+	url, dlq := awstest.Queues(t, client, maxReceiveCount, 0)
 	wantAllNil(t, queue.NewProducer(client, url).Send(context.Background(), []queue.Entry{{Body: "poison"}}), 1)
 	// Receive without deleting, as a worker that crashes would, until the queue has nothing more
 	// to give.

@@ -2,15 +2,14 @@ package relay
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
 	"github.com/pushfn/pushfn/shared/logging"
+	"github.com/pushfn/pushfn/shared/logging/loggingtest"
 	"github.com/pushfn/pushfn/shared/message"
 )
 
@@ -32,23 +31,19 @@ func TestEveryLogLineCarriesTheRequestID(t *testing.T) {
 		eventBridge("ev-2", `{"target":{"url":"https://hooks.example.com/fail"},"payload":1}`),
 	}
 	for i, ev := range evs {
-		ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-" + string(rune('a'+i))})
+		ctx := loggingtest.Invocation(fmt.Sprint("req-", i))
 		_, _ = b.h.Handle(ctx, json.RawMessage(ev)) // the queue failure is an error, for the source to retry
 	}
 
-	lines, queueWarned := 0, false
-	for l := range strings.Lines(buf.String()) {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("line %q: %v", l, err)
-		}
-		lines++
+	lines := loggingtest.Lines(t, buf.String())
+	queueWarned := false
+	for _, m := range lines {
 		queueWarned = queueWarned || m["msg"] == "queue message"
 		if id, _ := m[logging.RequestIDKey].(string); !strings.HasPrefix(id, "req-") || m[logging.FunctionNameKey] != "RelayFunction" {
-			t.Errorf("line without the invocation or the function: %s", l)
+			t.Errorf("line without the invocation or the function: %v", m)
 		}
 	}
-	if lines < len(evs) || !queueWarned {
-		t.Fatalf("%d lines (want at least one per event, and the queue failure's warning):\n%s", lines, buf.String())
+	if len(lines) < len(evs) || !queueWarned {
+		t.Fatalf("%d lines (want at least one per event, and the queue failure's warning):\n%s", len(lines), buf.String())
 	}
 }

@@ -16,11 +16,7 @@ import (
 func TestIntegrationDynamoDBConformance(t *testing.T) {
 	t.Parallel()
 	client := awstest.DynamoDB(t)
-	table := awstest.Name(t)
-	dropTable(t, client, table)
-	if err := store.CreateTable(context.Background(), client, table); err != nil {
-		t.Fatal(err)
-	}
+	table := awstest.Table(t, client)
 	storetest.Run(t, func(*testing.T) store.Store { return store.NewDynamoDB(client, table, storetest.TTL) })
 }
 

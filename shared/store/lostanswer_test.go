@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -10,53 +11,110 @@ import (
 	"github.com/pushfn/pushfn/shared/store"
 )
 
-// TestIntegrationDynamoDBLostAnswer drops the answer of a claim and of a result write after
-// DynamoDB Local applied them: the SDK's retry fails its condition on the item the first request
-// wrote, and the store must read that as done, not as another worker's lease or a lost lease.
-func TestIntegrationDynamoDBLostAnswer(t *testing.T) {
+// Against DynamoDB Local, with the answers of chosen calls lost after DynamoDB applied them: the
+// SDK's retry fails its condition on the item the first request wrote, and the store must read
+// that as done, not as somebody else's record, another worker's lease or a lost lease.
+func TestIntegrationLostAnswers(t *testing.T) {
 	t.Parallel()
+	setupClient := awstest.DynamoDB(t)
+	table := awstest.Table(t, setupClient)
+	plain := store.NewDynamoDB(setupClient, table, time.Hour)
 	ctx := context.Background()
-	client, lost := awstest.DynamoDBLostAnswers(t)
-	table := awstest.Name(t)
-	dropTable(t, client, table)
-	if err := store.CreateTable(ctx, client, table); err != nil {
-		t.Fatal(err)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+
+	// lossy returns a store whose calls of op numbered in calls (from 1, retries included) have
+	// their answers lost.
+	lossy := func(t *testing.T, op string, calls ...int) (*store.DynamoDB, *awstest.LossyHTTP) {
+		l := awstest.NewLossyHTTP(t, awstest.LoseCalls(op, calls...))
+		return store.NewDynamoDB(awstest.LossyDynamoDB(t, l), table, time.Hour), l
 	}
-	s := store.NewDynamoDB(client, table, time.Hour)
-	at := time.Now().UTC().Truncate(time.Millisecond)
+	newRecord := func(token string) message.Record {
+		return message.Record{ID: message.NewID(now), Fingerprint: "sha256:0f", CreatedAt: now, UpdatedAt: now, CreateToken: token}
+	}
+
+	t.Run("Create", func(t *testing.T) {
+		t.Parallel()
+		s, l := lossy(t, "PutItem", 1)
+		rec := newRecord("create-lost-1")
+		if err := s.Create(ctx, rec); err != nil {
+			t.Fatalf("Create whose answer was lost: %v, want nil", err)
+		}
+		if l.Lost() != 1 || l.Calls("PutItem") != 2 {
+			t.Fatalf("lost %d answers in %d calls, want 1 in 2 (the test did not lose the answer)", l.Lost(), l.Calls("PutItem"))
+		}
+		if got, err := plain.Get(ctx, rec.ID); err != nil || got.CreateToken != rec.CreateToken || got.Status != message.Accepted {
+			t.Fatalf("record = %+v, %v", got, err)
+		}
+	})
+	t.Run("CreateWithoutToken", func(t *testing.T) {
+		t.Parallel()
+		// What the token fixes: without one, the retry reads as somebody else's record.
+		s, _ := lossy(t, "PutItem", 1)
+		if err := s.Create(ctx, newRecord("")); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("Create without a token whose answer was lost: %v, want ErrExists", err)
+		}
+	})
+	t.Run("Delete", func(t *testing.T) {
+		t.Parallel()
+		s, l := lossy(t, "DeleteItem", 1)
+		rec := newRecord("create-lost-2")
+		if err := plain.Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, rec.ID, rec.CreateToken); err != nil {
+			t.Fatalf("Delete whose answer was lost: %v, want nil", err)
+		}
+		if l.Lost() != 1 {
+			t.Fatalf("lost %d answers, want 1", l.Lost())
+		}
+		if _, err := plain.Get(ctx, rec.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Get after Delete: %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("MarkReplayed", func(t *testing.T) {
+		t.Parallel()
+		s, l := lossy(t, "UpdateItem", 1)
+		rec := newRecord("create-lost-3")
+		if err := plain.Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.MarkReplayed(ctx, rec.ID, rec.CreateToken, now)
+		if err != nil || !got.Replayed || l.Lost() != 1 {
+			t.Fatalf("MarkReplayed whose answer was lost = %+v, %v (lost %d), want marked", got, err, l.Lost())
+		}
+	})
 	for _, status := range []message.Status{message.Retrying, message.Delivered} {
-		t.Run(string(status), func(t *testing.T) {
-			id := message.NewID(at)
-			if err := s.Create(ctx, message.Record{ID: id, Fingerprint: "sha256:aa", CreatedAt: at, UpdatedAt: at}); err != nil {
+		t.Run("ClaimAndFinish/"+string(status), func(t *testing.T) {
+			t.Parallel()
+			// The claim's first answer is lost (call 1), the SDK retries it (call 2), then the
+			// result write's first answer is lost (call 3) and the SDK retries that (call 4).
+			s, l := lossy(t, "UpdateItem", 1, 3)
+			rec := newRecord("")
+			if err := plain.Create(ctx, rec); err != nil {
 				t.Fatal(err)
 			}
-			calls0, dropped0 := lost.Counts("UpdateItem")
-
-			lost.Arm("UpdateItem", 1)
-			claimed, err := s.Claim(ctx, id, store.Claim{Now: at, Lease: time.Minute, Token: "tok-" + string(status), Fingerprint: "sha256:aa"})
+			token := "tok-" + string(status)
+			claimed, err := s.Claim(ctx, rec.ID, store.Claim{Now: now, Lease: time.Minute, Token: token, Fingerprint: rec.Fingerprint})
 			if err != nil {
 				t.Fatalf("claim whose first answer was lost: %v (want it read as done)", err)
 			}
-			if claimed.Status != message.Delivering || claimed.Attempts != 1 || claimed.LeaseToken != "tok-"+string(status) {
+			if claimed.Status != message.Delivering || claimed.Attempts != 1 || claimed.LeaseToken != token {
 				t.Errorf("claim = %s, %d attempts, token %q; want delivering, 1, ours", claimed.Status, claimed.Attempts, claimed.LeaseToken)
 			}
-
-			lost.Arm("UpdateItem", 1)
-			done, err := s.Finish(ctx, id, store.Outcome{Now: at.Add(time.Second), Status: status, Token: claimed.LeaseToken,
-				Attempt: &message.Attempt{At: at, StatusCode: 503}})
+			done, err := s.Finish(ctx, rec.ID, store.Outcome{Now: now.Add(time.Second), Status: status, Token: claimed.LeaseToken,
+				Attempt: &message.Attempt{At: now, StatusCode: 503}})
 			if err != nil {
 				t.Fatalf("finish whose first answer was lost: %v (want it read as done)", err)
 			}
 			if done.Status != status || done.LeaseToken != "" {
 				t.Errorf("finish = %s, token %q; want %s, none", done.Status, done.LeaseToken, status)
 			}
-			got, err := s.Get(ctx, id)
+			got, err := plain.Get(ctx, rec.ID)
 			if err != nil || got.Status != status || got.Attempts != 1 {
 				t.Errorf("Get = %s, %d attempts (%v); want %s after 1", got.Status, got.Attempts, err, status)
 			}
-			calls, dropped := lost.Counts("UpdateItem")
-			if calls-calls0 != 4 || dropped-dropped0 != 2 {
-				t.Errorf("%d UpdateItem requests with %d answers lost, want 4 with 2: the SDK did not retry", calls-calls0, dropped-dropped0)
+			if calls, lost := l.Calls("UpdateItem"), l.Lost(); calls != 4 || lost != 2 {
+				t.Errorf("%d UpdateItem requests with %d answers lost, want 4 with 2: the SDK did not retry", calls, lost)
 			}
 		})
 	}

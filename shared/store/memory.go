@@ -35,11 +35,24 @@ type memoryShard struct {
 
 var shardSeed = maphash.MakeSeed()
 
-// shard returns id's shard, locked.
-func (m *Memory) shard(id string) *memoryShard {
+// lock returns id's shard, locked, and counts the call in n; when ctx is done it returns ctx's
+// error instead, having counted and locked nothing, so every method fails the same way.
+func (m *Memory) lock(ctx context.Context, n *atomic.Int64, id string) (*memoryShard, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n.Add(1)
 	s := &m.shards[maphash.String(shardSeed, id)%memoryShards]
 	s.mu.Lock()
-	return s
+	return s, nil
+}
+
+// ttl returns the record TTL in force.
+func (m *Memory) ttl() time.Duration {
+	if m.TTL <= 0 {
+		return DefaultTTL
+	}
+	return m.TTL
 }
 
 // Counts returns how many writes and reads the store has served, for tests that count calls.
@@ -51,21 +64,16 @@ func (m *Memory) put(s *memoryShard, rec message.Record) {
 	if s.records == nil {
 		s.records = make(map[string]message.Record)
 	}
-	ttl := m.TTL
-	if ttl <= 0 {
-		ttl = DefaultTTL
-	}
-	rec.TTL = ttlAt(createTime(rec), ttl)
+	rec.TTL = ttlAt(createTime(rec), m.ttl())
 	s.records[rec.ID] = clone(rec)
 }
 
 // Create implements Store.
 func (m *Memory) Create(ctx context.Context, rec message.Record) error {
-	if err := ctx.Err(); err != nil {
+	s, err := m.lock(ctx, &m.writes, rec.ID)
+	if err != nil {
 		return err
 	}
-	m.writes.Add(1)
-	s := m.shard(rec.ID)
 	defer s.mu.Unlock()
 	if old, ok := s.records[rec.ID]; ok {
 		if rec.CreateToken != "" && old.CreateToken == rec.CreateToken {
@@ -80,11 +88,10 @@ func (m *Memory) Create(ctx context.Context, rec message.Record) error {
 
 // Get implements Store.
 func (m *Memory) Get(ctx context.Context, id string) (message.Record, error) {
-	if err := ctx.Err(); err != nil {
+	s, err := m.lock(ctx, &m.reads, id)
+	if err != nil {
 		return message.Record{}, err
 	}
-	m.reads.Add(1)
-	s := m.shard(id)
 	defer s.mu.Unlock()
 	r, ok := s.records[id]
 	if !ok {
@@ -95,11 +102,10 @@ func (m *Memory) Get(ctx context.Context, id string) (message.Record, error) {
 
 // Claim implements Store.
 func (m *Memory) Claim(ctx context.Context, id string, c Claim) (message.Record, error) {
-	if err := ctx.Err(); err != nil {
+	s, err := m.lock(ctx, &m.writes, id)
+	if err != nil {
 		return message.Record{}, err
 	}
-	m.writes.Add(1)
-	s := m.shard(id)
 	defer s.mu.Unlock()
 	r, ok := s.records[id]
 	if !ok {
@@ -127,11 +133,10 @@ func (m *Memory) Claim(ctx context.Context, id string, c Claim) (message.Record,
 
 // Finish implements Store.
 func (m *Memory) Finish(ctx context.Context, id string, o Outcome) (message.Record, error) {
-	if err := ctx.Err(); err != nil {
+	s, err := m.lock(ctx, &m.writes, id)
+	if err != nil {
 		return message.Record{}, err
 	}
-	m.writes.Add(1)
-	s := m.shard(id)
 	defer s.mu.Unlock()
 	r, ok := s.records[id]
 	if !ok {
@@ -170,11 +175,10 @@ func (m *Memory) Finish(ctx context.Context, id string, o Outcome) (message.Reco
 
 // Delete implements Store.
 func (m *Memory) Delete(ctx context.Context, id, createToken string) error {
-	if err := ctx.Err(); err != nil {
+	s, err := m.lock(ctx, &m.writes, id)
+	if err != nil {
 		return err
 	}
-	m.writes.Add(1)
-	s := m.shard(id)
 	defer s.mu.Unlock()
 	r, ok := s.records[id]
 	switch {
@@ -191,11 +195,10 @@ func (m *Memory) Delete(ctx context.Context, id, createToken string) error {
 
 // MarkReplayed implements Store.
 func (m *Memory) MarkReplayed(ctx context.Context, id, createToken string, now time.Time) (message.Record, error) {
-	if err := ctx.Err(); err != nil {
+	s, err := m.lock(ctx, &m.writes, id)
+	if err != nil {
 		return message.Record{}, err
 	}
-	m.writes.Add(1)
-	s := m.shard(id)
 	defer s.mu.Unlock()
 	r, ok := s.records[id]
 	switch {
@@ -204,12 +207,8 @@ func (m *Memory) MarkReplayed(ctx context.Context, id, createToken string, now t
 	case r.CreateToken != createToken:
 		return message.Record{}, &ConflictError{Err: ErrReplaced, Record: clone(r)}
 	}
-	ttl := m.TTL
-	if ttl <= 0 {
-		ttl = DefaultTTL
-	}
 	r.Replayed = true
-	r.TTL = ttlAt(now, ttl)
+	r.TTL = ttlAt(now, m.ttl())
 	s.records[id] = clone(r)
 	return clone(r), nil
 }

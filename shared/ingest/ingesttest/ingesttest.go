@@ -59,31 +59,12 @@ type Stack struct {
 // ends. now is the Enqueuer's clock (nil for time.Now).
 func New(t *testing.T, now func() time.Time) *Stack {
 	t.Helper()
-	ctx := context.Background()
-	s := &Stack{SQS: awstest.SQS(t), DynamoDB: awstest.DynamoDB(t), Table: awstest.Name(t)}
-	if err := store.CreateTable(ctx, s.DynamoDB, s.Table); err != nil {
-		t.Fatalf("create table: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := s.DynamoDB.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(s.Table)}); err != nil {
-			t.Logf("delete table %s: %v", s.Table, err)
-		}
-	})
-	queueURL, dlqURL, err := queue.CreateQueues(ctx, s.SQS, awstest.Name(t), 5, 5*time.Minute)
-	if err != nil {
-		t.Fatalf("create queues: %v", err)
-	}
-	s.QueueURL = queueURL
-	t.Cleanup(func() {
-		for _, u := range []string{queueURL, dlqURL} {
-			if _, err := s.SQS.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)}); err != nil {
-				t.Logf("delete queue %s: %v", u, err)
-			}
-		}
-	})
+	s := &Stack{SQS: awstest.SQS(t), DynamoDB: awstest.DynamoDB(t)}
+	s.Table = awstest.Table(t, s.DynamoDB)
+	s.QueueURL, _ = awstest.Queues(t, s.SQS, 5, 5*time.Minute)
 	s.Store = store.NewDynamoDB(s.DynamoDB, s.Table, time.Hour)
 	s.Sends = &CountingSQS{API: s.SQS}
-	s.Enqueuer = &ingest.Enqueuer{Store: s.Store, Producer: queue.NewProducer(s.Sends, queueURL), Now: now, Logger: slog.New(slog.DiscardHandler)}
+	s.Enqueuer = &ingest.Enqueuer{Store: s.Store, Producer: queue.NewProducer(s.Sends, s.QueueURL), Now: now, Logger: slog.New(slog.DiscardHandler)}
 	return s
 }
 

@@ -1,5 +1,5 @@
-// Package awstest connects integration tests to the local AWS emulators. A test
-// calls Config (or SQS, DynamoDB); it is skipped when PUSHFN_INTEGRATION is unset, as in a plain
+// Package awstest connects integration tests to the local AWS emulators: clients, and the
+// project's table and queues under names unique to a test. A test calls Config (or SQS, DynamoDB); it is skipped when PUSHFN_INTEGRATION is unset, as in a plain
 // `go test`, and fails when it is set (as `make test` sets it) but an emulator cannot be reached,
 // so integration tests never skip silently in CI.
 //
@@ -10,15 +10,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +23,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/pushfn/pushfn/shared/queue"
+	"github.com/pushfn/pushfn/shared/store"
 )
 
 // EnvIntegration turns integration tests on when set to 1.
@@ -67,72 +66,6 @@ func Config(t testing.TB) aws.Config {
 	return cfg
 }
 
-// DynamoDBLostAnswers returns a client for the DynamoDB emulator whose answers can be made to
-// get lost (see LostAnswers), with up to three tries per call as the SDK makes by default.
-func DynamoDBLostAnswers(t testing.TB) (*dynamodb.Client, *LostAnswers) {
-	t.Helper()
-	cfg := Config(t)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	l := &LostAnswers{base: tr, armed: map[string]int{}, calls: map[string]int{}}
-	cfg.HTTPClient = l
-	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		o.DisableValidateResponseChecksum = true
-		o.RetryMaxAttempts = 3
-	})
-	return client, l
-}
-
-// LostAnswers is an HTTP client for the AWS SDK that forwards every request and, when armed for
-// an operation, throws away the next answer to that operation and reports a connection reset
-// instead: DynamoDB applied the write, the caller never heard, and the SDK retries it.
-type LostAnswers struct {
-	base http.RoundTripper
-
-	mu      sync.Mutex
-	armed   map[string]int // operation (X-Amz-Target suffix) -> answers still to drop
-	calls   map[string]int // operation -> requests forwarded
-	dropped int
-}
-
-// Arm makes the next n answers to op (for example "UpdateItem") get lost.
-func (l *LostAnswers) Arm(op string, n int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.armed[op] += n
-}
-
-// Counts returns the requests forwarded for op and the answers dropped in all.
-func (l *LostAnswers) Counts(op string) (calls, dropped int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.calls[op], l.dropped
-}
-
-// Do implements the SDK's HTTPClient.
-func (l *LostAnswers) Do(r *http.Request) (*http.Response, error) {
-	_, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
-	resp, err := l.base.RoundTrip(r)
-	if err != nil {
-		return resp, err
-	}
-	l.mu.Lock()
-	l.calls[op]++
-	drop := l.armed[op] > 0
-	if drop {
-		l.armed[op]--
-		l.dropped++
-	}
-	l.mu.Unlock()
-	if !drop {
-		return resp, nil
-	}
-	// The whole answer arrived, so the write is certainly applied; the caller sees a reset.
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
-}
-
 // SQS returns a client for the SQS emulator.
 func SQS(t testing.TB) *sqs.Client { return sqs.NewFromConfig(Config(t)) }
 
@@ -141,6 +74,40 @@ func SQS(t testing.TB) *sqs.Client { return sqs.NewFromConfig(Config(t)) }
 // warning for each).
 func DynamoDB(t testing.TB) *dynamodb.Client {
 	return dynamodb.NewFromConfig(Config(t), func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
+}
+
+// Table creates the pushfn table (as store.CreateTable does) in DynamoDB Local under a name
+// unique to t, and deletes it when t ends so the shared emulator does not fill up.
+func Table(t testing.TB, client *dynamodb.Client) string {
+	t.Helper()
+	name := Name(t)
+	t.Cleanup(func() {
+		if _, err := client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
+			t.Logf("delete table %s: %v", name, err)
+		}
+	})
+	if err := store.CreateTable(context.Background(), client, name); err != nil {
+		t.Fatalf("create table %s: %v", name, err)
+	}
+	return name
+}
+
+// Queues creates a queue and its dead-letter queue (as queue.CreateQueues does) on the SQS
+// emulator under a name unique to t, and deletes both when t ends.
+func Queues(t testing.TB, client *sqs.Client, maxReceiveCount int, visibility time.Duration) (url, dlq string) {
+	t.Helper()
+	url, dlq, err := queue.CreateQueues(context.Background(), client, Name(t), maxReceiveCount, visibility)
+	if err != nil {
+		t.Fatalf("create queues: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, u := range []string{url, dlq} {
+			if _, err := client.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)}); err != nil {
+				t.Logf("delete queue %s: %v", u, err)
+			}
+		}
+	})
+	return url, dlq
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_-]+`)

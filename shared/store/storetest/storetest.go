@@ -341,11 +341,18 @@ func testClaimFinal(t *testing.T, s store.Store) {
 func testClaimMissing(t *testing.T, s store.Store) {
 	id := message.NewID(now())
 	_, err := s.Claim(context.Background(), id, store.Claim{Now: now(), Lease: lease, Token: "tok-a"})
+	wantMissing(t, s, "Claim", id, err)
+}
+
+// wantMissing checks that op, made on the missing record id, failed with ErrNotFound and left no
+// record behind: a write that finds nothing must not create what it meant to change.
+func wantMissing(t *testing.T, s store.Store, op, id string, err error) {
+	t.Helper()
 	if !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("Claim(missing) error = %v, want ErrNotFound", err)
+		t.Fatalf("%s(missing) error = %v, want ErrNotFound", op, err)
 	}
 	if _, err := s.Get(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Get after Claim(missing) error = %v, want ErrNotFound (the claim must not create a record)", err)
+		t.Errorf("Get after %s(missing) error = %v, want ErrNotFound (the %s must not create a record)", op, err, op)
 	}
 }
 
@@ -484,12 +491,7 @@ func testFinishMissing(t *testing.T, s store.Store) {
 		t.Run("token="+token, func(t *testing.T) {
 			id := message.NewID(now())
 			_, err := s.Finish(context.Background(), id, store.Outcome{Now: now(), Status: message.Delivered, Token: token})
-			if !errors.Is(err, store.ErrNotFound) {
-				t.Fatalf("Finish(missing) error = %v, want ErrNotFound", err)
-			}
-			if _, err := s.Get(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("Get after Finish(missing) error = %v, want ErrNotFound", err)
-			}
+			wantMissing(t, s, "Finish", id, err)
 		})
 	}
 }
@@ -758,12 +760,8 @@ func testMarkReplayedOtherToken(t *testing.T, s store.Store) {
 
 func testMarkReplayedMissing(t *testing.T, s store.Store) {
 	id := message.NewID(now())
-	if _, err := s.MarkReplayed(context.Background(), id, "create-1", now()); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("MarkReplayed(missing) error = %v, want ErrNotFound", err)
-	}
-	if _, err := s.Get(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Get after MarkReplayed(missing) error = %v, want ErrNotFound (the mark must not create a record)", err)
-	}
+	_, err := s.MarkReplayed(context.Background(), id, "create-1", now())
+	wantMissing(t, s, "MarkReplayed", id, err)
 }
 
 func testMarkReplayedWithoutToken(t *testing.T, s store.Store) {
