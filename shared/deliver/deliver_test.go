@@ -368,15 +368,15 @@ func TestHandleLeases(t *testing.T) {
 
 func TestHandleDeadline(t *testing.T) {
 	t.Parallel()
-	// One record at a time, each taking 300 ms against a 500 ms request timeout plus 200 ms of
-	// store budget and a 100 ms margin: with 1.1 s left only the first can start; after it,
-	// 0.8 s no longer fits.
+	// One record at a time, each taking 1 s against a 2 s request timeout plus 200 ms of store
+	// budget and a 100 ms margin (2.3 s): with 3 s left the first starts even 700 ms late on a
+	// busy machine; after it, at most 2 s are left, which no longer fits.
 	b := newBundle(t, func(h *Handler) {
 		h.Config.MaxConcurrency = 1
-		h.Config.RequestTimeout = 500 * time.Millisecond
+		h.Config.RequestTimeout = 2 * time.Second
 		h.StoreBudget = 200 * time.Millisecond
 	})
-	tg := newTarget(t, 200, nil, 300*time.Millisecond)
+	tg := newTarget(t, 200, nil, time.Second)
 	var ev events.SQSEvent
 	var ids []string
 	for range 5 {
@@ -384,7 +384,7 @@ func TestHandleDeadline(t *testing.T) {
 		ev.Records = append(ev.Records, rec)
 		ids = append(ids, id)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 1100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	resp, err := b.h.Handle(ctx, ev)
 	if err != nil {
