@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -18,6 +19,7 @@ import (
 func main() {
 	cfg, err := config.Load(os.Getenv)
 	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
+	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
 	if err != nil {
 		logger.Error("start", "error", err)
 		os.Exit(1)

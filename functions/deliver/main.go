@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -26,6 +27,7 @@ func main() {
 	deliver.TuneGC(os.Getenv)
 	cfg, err := config.Load(os.Getenv)
 	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
+	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
 	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
 	if err = errors.Join(err, awsErr); err != nil {
 		logger.Error("start", "error", err.Error())
