@@ -5,6 +5,7 @@
 package backoff
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -45,4 +46,20 @@ func (p Policy) Delay(n int) time.Duration {
 		return 0
 	}
 	return rand.N(d + 1)
+}
+
+// Wait waits Delay(n), or until ctx ends, and returns ctx's error: nil when the whole delay
+// passed with ctx still live.
+func (p Policy) Wait(ctx context.Context, n int) error {
+	d := p.Delay(n)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return ctx.Err()
 }

@@ -1,6 +1,8 @@
 package backoff_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -69,5 +71,21 @@ func TestDelayIsFullJitter(t *testing.T) {
 	}
 	if d := (backoff.Policy{}).Delay(3); d != 0 {
 		t.Errorf("zero policy Delay = %s, want 0", d)
+	}
+}
+
+func TestWait(t *testing.T) {
+	t.Parallel()
+	if err := (backoff.Policy{Base: time.Millisecond, Jitter: upper}).Wait(context.Background(), 1); err != nil {
+		t.Errorf("a 1 ms wait with a live context: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// An hour's delay must end at once when ctx has ended, with its error.
+	if err := (backoff.Policy{Base: time.Hour, Jitter: upper}).Wait(ctx, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("an hour's wait with an ended context: %v, want context.Canceled", err)
+	}
+	if err := (backoff.Policy{}).Wait(ctx, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("no delay with an ended context: %v, want context.Canceled", err)
 	}
 }

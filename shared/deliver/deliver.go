@@ -345,7 +345,7 @@ func (h *Handler) finish(inv context.Context, j *job, attempts int, o store.Outc
 	pause := backoff.Policy{Base: resultRetryBase, Max: resultRetryMax, Jitter: h.Jitter}
 	for try := 1; ; try++ {
 		_, err = h.Store.Finish(ctx, j.env.ID, o)
-		if err == nil || conflict(err) || !sleep(ctx, pause.Delay(try)) {
+		if err == nil || conflict(err) || pause.Wait(ctx, try) != nil {
 			break
 		}
 		log.WarnContext(ctx, "recording the result failed, trying again", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "try", try, "error", err.Error())
@@ -394,18 +394,6 @@ func (h *Handler) resultContext(inv context.Context) (context.Context, context.C
 func conflict(err error) bool {
 	var ce *store.ConflictError
 	return errors.As(err, &ce) || errors.Is(err, store.ErrNotFound)
-}
-
-// sleep waits d or until ctx ends, and reports whether it waited d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return ctx.Err() == nil
-	}
 }
 
 // handBackFor sets j's verdict after rec, the record as another worker left it: acknowledged when

@@ -244,16 +244,5 @@ func (p *Producer) sendChunk(ctx context.Context, entries []Entry, chunk []int, 
 // sleep waits before re-send n: a random time up to BaseDelay doubled n-1 times, capped at
 // MaxDelay (no cap when MaxDelay is zero). It returns early with ctx's error.
 func (p *Producer) sleep(ctx context.Context, n int) error {
-	policy := backoff.Policy{Base: p.BaseDelay, Max: p.MaxDelay}
-	if policy.Ceiling(n) <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(policy.Delay(n))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return backoff.Policy{Base: p.BaseDelay, Max: p.MaxDelay}.Wait(ctx, n)
 }
