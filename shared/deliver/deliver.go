@@ -150,6 +150,10 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	_, _ = rand.Read(tok[:])
 	prefix := hex.EncodeToString(tok[:]) + "-"
 	vis := h.newVisibility(ctx)
+	// Every result write of the invocation shares one budget, ending the margin before its
+	// deadline: built once, not per push.
+	writes, cancelWrites := h.resultContext(ctx)
+	defer cancelWrites()
 	r := runner.Runner{
 		Limit:   h.Config.MaxConcurrency,
 		PerKey:  h.Config.MaxPerHost,
@@ -164,7 +168,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			h.log().InfoContext(itemCtx, "duplicate record in batch", "message_id", j.env.ID, "sqs_message_id", j.msg.MessageId)
 			return nil
 		}
-		h.deliver(ctx, itemCtx, j, prefix+strconv.Itoa(i))
+		h.deliver(ctx, writes, itemCtx, j, prefix+strconv.Itoa(i))
 		j.env.Payload = nil // sent: let it be collected while the batch goes on
 		if j.verdict == handBack {
 			vis.set(i, j.msg, j.delay)
@@ -232,8 +236,9 @@ func (h *Handler) parse(j *job) {
 
 // deliver runs one record: claim, send, record the result, and sets j's verdict and delay. The
 // claim and the send run under itemCtx, bounded by the request timeout and the store budget; the
-// result write under a budget of its own taken from inv, the invocation's context.
-func (h *Handler) deliver(inv, itemCtx context.Context, j *job, token string) {
+// result write under writes, the invocation's budget for result writes (see resultContext). inv
+// is the invocation's context, whose deadline the lease runs to.
+func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token string) {
 	ctx := itemCtx
 	log := h.log()
 	id := j.env.ID
@@ -284,7 +289,7 @@ func (h *Handler) deliver(inv, itemCtx context.Context, j *job, token string) {
 	}
 	if rec.Attempts > h.Config.MaxAttempts {
 		// Earlier workers claimed it and died before recording a result, too often.
-		h.finish(inv, j, rec.Attempts, store.Outcome{Now: now, Status: message.Failed, Token: token,
+		h.finish(writes, j, rec.Attempts, store.Outcome{Now: now, Status: message.Failed, Token: token,
 			Attempt: &message.Attempt{At: now, Error: "attempts exhausted"}}, 0)
 		return
 	}
@@ -310,7 +315,7 @@ func (h *Handler) deliver(inv, itemCtx context.Context, j *job, token string) {
 	default:
 		o.Status = message.Failed
 	}
-	h.finish(inv, j, rec.Attempts, o, res.RetryAfter)
+	h.finish(writes, j, rec.Attempts, o, res.RetryAfter)
 }
 
 // malformed acknowledges a record that cannot be delivered. It never changes the record of the
@@ -334,13 +339,16 @@ func (h *Handler) malformed(ctx context.Context, j *job, now time.Time) {
 }
 
 // finish records the outcome of a claimed record and sets j's verdict. The write has its own
-// budget, up to the invocation's deadline less the margin, whatever the send left: failures other
-// than a conflict (throttling, timeouts) are tried again until then, so a slow 2xx is not
-// followed by a second POST because one write was throttled.
-func (h *Handler) finish(inv context.Context, j *job, attempts int, o store.Outcome, retryAfter time.Duration) {
+// budget, ctx from resultContext (up to the invocation's deadline less the margin), whatever the
+// send left: failures other than a conflict (throttling, timeouts) are tried again until then, so
+// a slow 2xx is not followed by a second POST because one write was throttled.
+func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outcome, retryAfter time.Duration) {
 	log := h.log()
-	ctx, cancel := h.resultContext(inv)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, noDeadlineBudget)
+		defer cancel()
+	}
 	var err error
 	pause := backoff.Policy{Base: resultRetryBase, Max: resultRetryMax, Jitter: h.Jitter}
 	for try := 1; ; try++ {
@@ -380,14 +388,15 @@ func (h *Handler) finish(inv context.Context, j *job, attempts int, o store.Outc
 		slog.Int64("duration_ms", a.DurationMS), slog.String("error", a.Error))
 }
 
-// resultContext is the budget of a result write: the invocation's deadline less the margin, not
-// cancelled with the item.
+// resultContext is the budget of the invocation's result writes: its deadline less the margin,
+// not cancelled with the items. An invocation without a deadline (tests, benchmarks) gets none
+// here; finish then bounds each write by noDeadlineBudget.
 func (h *Handler) resultContext(inv context.Context) (context.Context, context.CancelFunc) {
 	base := context.WithoutCancel(inv)
 	if d, ok := inv.Deadline(); ok {
 		return context.WithDeadline(base, d.Add(-h.margin()))
 	}
-	return context.WithTimeout(base, noDeadlineBudget)
+	return base, func() {}
 }
 
 // conflict reports whether err is the store's answer about the record, which no retry changes.
@@ -414,9 +423,8 @@ func (h *Handler) handBackFor(j *job, rec message.Record, now time.Time) {
 
 // dependencyFailed hands j back after a short delay: the store could not be reached.
 func (h *Handler) dependencyFailed(j *job) {
-	n, _ := strconv.Atoi(j.msg.Attributes["ApproximateReceiveCount"])
 	j.verdict = handBack
-	j.delay = backoff.Policy{Base: DependencyBaseDelay, Max: DependencyMaxDelay, Jitter: h.Jitter}.Delay(n)
+	j.delay = backoff.Policy{Base: DependencyBaseDelay, Max: DependencyMaxDelay, Jitter: h.Jitter}.Delay(receives(j.msg))
 	if h.lastReceive(j.msg) {
 		// The store cannot be reached to say so: the record keeps its state while the copy goes
 		// to the dead-letter queue, from which it can be redriven.
@@ -443,11 +451,13 @@ func (h *Handler) finishUnclaimed(ctx context.Context, j *job, o store.Outcome) 
 // lastReceive reports whether msg goes to the dead-letter queue if it is handed back: its receive
 // count has reached the queue's maxReceiveCount (when the configuration knows it).
 func (h *Handler) lastReceive(msg *events.SQSMessage) bool {
-	if h.Config.MaxReceiveCount <= 0 {
-		return false
-	}
-	n, err := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
-	return err == nil && n >= h.Config.MaxReceiveCount
+	return h.Config.MaxReceiveCount > 0 && receives(msg) >= h.Config.MaxReceiveCount
+}
+
+// receives is how many times SQS has handed msg out, this time included; 0 when unknown.
+func receives(msg *events.SQSMessage) int {
+	n, _ := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
+	return n
 }
 
 // deadLetterUnstarted records failed (dead-lettered) the message of a copy that was not started
