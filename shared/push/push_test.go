@@ -157,9 +157,7 @@ func TestSendUsesHTTP2WhereOffered(t *testing.T) {
 			srv.EnableHTTP2 = tt.http2
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
-			roots := x509.NewCertPool()
-			roots.AddCert(srv.Certificate())
-			c := NewClient(Options{AllowPrivate: true, RootCAs: roots})
+			c := NewClient(Options{AllowPrivate: true, RootCAs: trusting(srv)})
 			t.Cleanup(c.CloseIdleConnections)
 			for range 3 {
 				if res := c.Send(context.Background(), Request{ID: "msg_x", URL: srv.URL, Body: []byte(`{}`), Now: time.Now()}); res.Outcome != Delivered {
@@ -435,4 +433,11 @@ func TestOutcomeString(t *testing.T) {
 			t.Errorf("%d.String() = %q", int(o), o.String())
 		}
 	}
+}
+
+// trusting returns the roots that trust srv's certificate.
+func trusting(srv *httptest.Server) *x509.CertPool {
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	return roots
 }

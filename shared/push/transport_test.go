@@ -3,7 +3,6 @@ package push
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -180,9 +179,7 @@ func TestSendOverTLSWithHTTP11ReusesTheConnection(t *testing.T) {
 	srv.TLS = &tls.Config{NextProtos: []string{"http/1.1"}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	roots := x509.NewCertPool()
-	roots.AddCert(srv.Certificate())
-	c := NewClient(Options{AllowPrivate: true, RootCAs: roots})
+	c := NewClient(Options{AllowPrivate: true, RootCAs: trusting(srv)})
 	t.Cleanup(c.CloseIdleConnections)
 	for range 5 {
 		if res := c.Send(context.Background(), Request{ID: "msg_x", URL: srv.URL, Body: []byte(`{}`), Now: time.Now()}); res.Outcome != Delivered {

@@ -46,11 +46,9 @@ func newRawTLSTarget(t *testing.T, h rawHandler) (*rawTarget, *x509.CertPool) {
 	cert.StartTLS()
 	cert.Close() // only its certificate is used
 	cfg := &tls.Config{Certificates: cert.TLS.Certificates, NextProtos: []string{"http/1.1"}}
-	roots := x509.NewCertPool()
-	roots.AddCert(cert.Certificate())
 	s := startRawTarget(t, 0, cfg, h)
 	s.url = strings.Replace(s.url, "http://", "https://", 1)
-	return s, roots
+	return s, trusting(cert)
 }
 
 func startRawTarget(t *testing.T, rcvBuf int, tlsConfig *tls.Config, h rawHandler) *rawTarget {
@@ -533,9 +531,7 @@ func newHTTP2Target(t *testing.T, h http.HandlerFunc) *http2Target {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	roots := x509.NewCertPool()
-	roots.AddCert(srv.Certificate())
-	return &http2Target{url: srv.URL + "/hook", roots: roots}
+	return &http2Target{url: srv.URL + "/hook", roots: trusting(srv)}
 }
 
 func TestNewClientSizesItsPool(t *testing.T) {
