@@ -85,9 +85,12 @@ type Result struct {
 // Options configure a Client.
 type Options struct {
 	// MaxPerHost bounds the connections to one host, and the idle ones kept for it; 0 means 128.
+	// It bounds each of the client's two pools (HTTP/1.1 pushes of small bodies; HTTP/2 and
+	// large bodies): a host that gets both keeps up to twice as many.
 	MaxPerHost int
-	// MaxIdleConns bounds the idle connections kept across all hosts; 0 means 512. A process
-	// that meets many hosts keeps at most this many connections open between pushes.
+	// MaxIdleConns bounds the idle connections kept across all hosts, in each of the two pools;
+	// 0 means 512. A process that meets many hosts keeps at most this many connections open
+	// between pushes in each; past it the connection idle the longest is closed.
 	MaxIdleConns int
 	// IdleTimeout is how long an idle connection is kept; 0 means 90 s, and it is never longer.
 	IdleTimeout time.Duration
@@ -109,7 +112,9 @@ type Options struct {
 // Client pushes messages. Build one per process and share it: it keeps connections alive across
 // invocations. It is safe for concurrent use.
 type Client struct {
-	// transport carries every push, HTTP/1.1 or HTTP/2 as the target negotiates. It is called
+	// h1 carries pushes to HTTP/1.1 targets, plain or over TLS, of bodies up to maxH1Body.
+	h1 *h1
+	// transport carries the rest: targets that negotiate HTTP/2, and larger bodies. It is called
 	// directly, not through an http.Client: redirects are never followed.
 	transport *http.Transport
 	signer    *signer
@@ -129,6 +134,8 @@ const (
 	// Measured on the deliver bench (10,000 pushes, 1,000 connections, 2026-12-02): peak RSS
 	// from 126-130 MiB with 4 KiB buffers to 117-121 MiB, under the 128 MiB target.
 	bufSize = 2 << 10
+	// tlsHandshakeTimeout bounds a TLS handshake when the push has no deadline of its own.
+	tlsHandshakeTimeout = 10 * time.Second
 	// maxIdleTimeout is the longest an idle connection is kept.
 	maxIdleTimeout = 90 * time.Second
 	// tries bounds the round trips of one push whose request was refused before any of it was
@@ -157,6 +164,7 @@ func NewClient(o Options) *Client {
 	if !o.AllowPrivate {
 		dialer.Control = refuseBlocked
 	}
+	tlsConfig := &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}
 	transport := &http.Transport{
 		Proxy: nil, // a proxy would dial for us and bypass the address check
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -166,13 +174,13 @@ func NewClient(o Options) *Client {
 			}
 			return newGuardConn(c), nil
 		},
-		TLSClientConfig:        &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:        tlsConfig,
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           o.MaxIdleConns,
 		MaxIdleConnsPerHost:    o.MaxPerHost,
 		MaxConnsPerHost:        o.MaxPerHost,
 		IdleConnTimeout:        o.IdleTimeout,
-		TLSHandshakeTimeout:    10 * time.Second,
+		TLSHandshakeTimeout:    tlsHandshakeTimeout,
 		ExpectContinueTimeout:  0,
 		MaxResponseHeaderBytes: maxHead,
 		DisableCompression:     true,
@@ -180,6 +188,7 @@ func NewClient(o Options) *Client {
 		WriteBufferSize:        bufSize,
 	}
 	return &Client{
+		h1:        newH1(dialer.DialContext, tlsConfig, o.MaxPerHost, o.MaxIdleConns, o.IdleTimeout),
 		transport: transport,
 		signer:    newSigner(o.Keys),
 		userAgent: "pushfn/" + o.Version,
@@ -188,6 +197,7 @@ func NewClient(o Options) *Client {
 
 // CloseIdleConnections closes the connections kept alive for reuse.
 func (c *Client) CloseIdleConnections() {
+	c.h1.closeIdle()
 	c.transport.CloseIdleConnections()
 }
 
@@ -231,7 +241,15 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
 		defer cancel()
 	}
-	h := c.header(r)
+	if len(r.Body) <= maxH1Body {
+		if h := c.h1.host(u); h != nil {
+			if res, ok := c.sendH1(ctx, h, u, r); ok {
+				return res
+			}
+		}
+	}
+	h := make(http.Header, len(r.Headers)+5)
+	c.headers(r, func(k, v string) { h[k] = append(h[k], v) })
 	for range tries {
 		a := newAttempt()
 		req := (&http.Request{
@@ -277,27 +295,21 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 	return transportFailure(errEarlyAnswer)
 }
 
-// header returns the headers of r's request: the message's own, then those of the push, which
-// no header of the message replaces.
-func (c *Client) header(r Request) http.Header {
-	h := make(http.Header, len(r.Headers)+5)
+// headers calls set for each header of r's request: the message's own, then those of the push,
+// which no header of the message replaces.
+func (c *Client) headers(r Request, set func(k, v string)) {
 	for k, v := range r.Headers {
-		k = textproto.CanonicalMIMEHeaderKey(k)
-		if !reservedHeaders[k] {
-			h[k] = append(h[k], v)
+		if k = textproto.CanonicalMIMEHeaderKey(k); !reservedHeaders[k] {
+			set(k, v)
 		}
 	}
-	// One backing array for the values of the headers every push carries.
-	vals := [...]string{"application/json", c.userAgent, r.ID, strconv.FormatInt(r.Now.Unix(), 10), c.signer.sign(r.ID, r.Now.Unix(), r.Body)}
-	v := vals[:]
-	h["Content-Type"] = v[0:1:1]
-	h["User-Agent"] = v[1:2:2]
-	h[HeaderID] = v[2:3:3]
-	h[HeaderTimestamp] = v[3:4:4]
-	if v[4] != "" {
-		h[HeaderSignature] = v[4:5:5]
+	set("Content-Type", "application/json")
+	set("User-Agent", c.userAgent)
+	set(HeaderID, r.ID)
+	set(HeaderTimestamp, strconv.FormatInt(r.Now.Unix(), 10))
+	if sig := c.signer.sign(r.ID, r.Now.Unix(), r.Body); sig != "" {
+		set(HeaderSignature, sig)
 	}
-	return h
 }
 
 // reservedHeaders are set by the push itself or frame the request; a message's own headers

@@ -145,15 +145,22 @@ func TestSendUsesHTTP2WhereOffered(t *testing.T) {
 		name  string
 		http2 bool
 		want  int
+		conns int32 // connections three pushes take: one more for HTTP/2, whose first is refused
 	}{
-		{"offered", true, 2},
-		{"not offered", false, 1},
+		{"offered", true, 2, 2},
+		{"not offered", false, 1, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			protos := make(chan int, 3)
+			var conns atomic.Int32
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { protos <- r.ProtoMajor }))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
 			srv.EnableHTTP2 = tt.http2
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
@@ -166,6 +173,9 @@ func TestSendUsesHTTP2WhereOffered(t *testing.T) {
 				if got := <-protos; got != tt.want {
 					t.Fatalf("request arrived over HTTP/%d, want HTTP/%d", got, tt.want)
 				}
+			}
+			if got := conns.Load(); got != tt.conns {
+				t.Fatalf("three pushes took %d connections, want %d", got, tt.conns)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -322,10 +323,14 @@ func TestSendBoundsWhatItReads(t *testing.T) {
 }
 
 // A target may answer before it has read the whole body (413 for a body too large, or any
-// status): the push gets that answer, not a connection error.
+// status): the push gets that answer, not a connection error, whichever path carries the body
+// (a small one is written whole before the answer is read, a large one is not).
 func TestSendReportsAnAnswerSentBeforeTheBodyWasRead(t *testing.T) {
 	t.Parallel()
-	body := []byte(`{"d":"` + strings.Repeat("x", 16<<20) + `"}`)
+	bodies := map[string][]byte{
+		"small body": []byte(`{"d":"` + strings.Repeat("x", maxH1Body-8) + `"}`),
+		"large body": []byte(`{"d":"` + strings.Repeat("x", 16<<20) + `"}`),
+	}
 	tests := []struct {
 		name   string
 		answer string
@@ -337,29 +342,31 @@ func TestSendReportsAnAnswerSentBeforeTheBodyWasRead(t *testing.T) {
 		{"201", "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", false, Delivered},
 		{"503", "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\n\r\n", true, Retryable},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			stop := make(chan struct{})
-			srv := newRawTarget(t, 16<<10, func(_ int, c net.Conn, _ *http.Request) bool {
-				if _, err := io.WriteString(c, tt.answer); err != nil {
+	for name, body := range bodies {
+		for _, tt := range tests {
+			t.Run(name+", "+tt.name, func(t *testing.T) {
+				t.Parallel()
+				stop := make(chan struct{})
+				srv := newRawTarget(t, 16<<10, func(_ int, c net.Conn, _ *http.Request) bool {
+					if _, err := io.WriteString(c, tt.answer); err != nil {
+						return false
+					}
+					if tt.close {
+						_ = c.(*net.TCPConn).CloseWrite()
+					}
+					<-stop // and never read the body
 					return false
+				})
+				t.Cleanup(func() { close(stop) }) // runs before the server's cleanup
+				c := NewClient(Options{AllowPrivate: true})
+				t.Cleanup(c.CloseIdleConnections)
+				res := push(c, srv.url, "msg_x", body, 20*time.Second)
+				status, _ := strconv.Atoi(tt.answer[9:12])
+				if res.StatusCode != status || res.Outcome != tt.want {
+					t.Fatalf("Send = %+v, want status %d, %v", res, status, tt.want)
 				}
-				if tt.close {
-					_ = c.(*net.TCPConn).CloseWrite()
-				}
-				<-stop // and never read the body
-				return false
 			})
-			t.Cleanup(func() { close(stop) }) // runs before the server's cleanup
-			c := NewClient(Options{AllowPrivate: true})
-			t.Cleanup(c.CloseIdleConnections)
-			res := push(c, srv.url, "msg_x", body, 20*time.Second)
-			status, _ := strconv.Atoi(tt.answer[9:12])
-			if res.StatusCode != status || res.Outcome != tt.want {
-				t.Fatalf("Send = %+v, want status %d, %v", res, status, tt.want)
-			}
-		})
+		}
 	}
 }
 
@@ -547,7 +554,11 @@ func TestNewClientSizesItsPool(t *testing.T) {
 		{"idle timeout capped", Options{IdleTimeout: time.Hour}, 128, 512, 90 * time.Second},
 	}
 	for _, tt := range tests {
-		tr := NewClient(tt.o).transport
+		c := NewClient(tt.o)
+		if c.h1.perHost != tt.perHost || c.h1.maxIdle != tt.idle || c.h1.idleFor != tt.idleTimeout {
+			t.Errorf("%s: HTTP/1.1 path: per host %d, idle %d, idle timeout %s", tt.name, c.h1.perHost, c.h1.maxIdle, c.h1.idleFor)
+		}
+		tr := c.transport
 		if tr.MaxConnsPerHost != tt.perHost || tr.MaxIdleConnsPerHost != tt.perHost || tr.MaxIdleConns != tt.idle || tr.IdleConnTimeout != tt.idleTimeout {
 			t.Errorf("%s: per host %d (idle %d), idle %d, idle timeout %s", tt.name, tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost, tr.MaxIdleConns, tr.IdleConnTimeout)
 		}
@@ -594,5 +605,30 @@ func TestSendCapsIdleConnectionsAcrossHosts(t *testing.T) {
 	case <-b.eof:
 		t.Fatal("the newest idle connection was closed too")
 	default:
+	}
+}
+
+// A process that meets many hosts keeps a bounded list of them: hosts with no connection, unused
+// for twice the idle timeout, are forgotten as the list grows.
+func TestSendForgetsHostsItNoLongerUses(t *testing.T) {
+	t.Parallel()
+	c := NewClient(Options{AllowPrivate: true})
+	hostURL := func(i int) *url.URL {
+		return &url.URL{Scheme: "http", Host: "h" + strconv.Itoa(i) + ".invalid"}
+	}
+	for i := range 319 {
+		c.h1.host(hostURL(i))
+	}
+	c.h1.mu.Lock()
+	for _, h := range c.h1.hosts {
+		h.used.Store(0)
+	}
+	c.h1.mu.Unlock()
+	c.h1.host(hostURL(319))
+	c.h1.mu.Lock()
+	n := len(c.h1.hosts)
+	c.h1.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d hosts kept after 319 went unused, want the one just used", n)
 	}
 }
