@@ -320,13 +320,18 @@ func (c *h1) roundTrip(ctx context.Context, h *h1Host, req *fasthttp.Request, re
 
 // exchange writes req on conn and reads its answer; keep reports whether conn may carry
 // another request.
-func (c *h1) exchange(ctx context.Context, h *h1Host, conn *h1Conn, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (_ reply, keep bool) {
+func (c *h1) exchange(ctx context.Context, h *h1Host, conn *h1Conn, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (a reply, keep bool) {
 	if err := conn.SetDeadline(deadline); err != nil {
 		return reply{err: err}, false
 	}
-	// A push ends when ctx does, deadline or not: its I/O fails at once.
+	// A push ends when ctx does, deadline or not: its I/O fails at once. A connection whose
+	// deadline ctx's end may have moved is not kept.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(longAgo) })
-	defer stop()
+	defer func() {
+		if !stop() {
+			keep = false
+		}
+	}()
 
 	bw := h.hc.AcquireWriter(conn)
 	werr := req.Write(bw)
@@ -337,7 +342,7 @@ func (c *h1) exchange(ctx context.Context, h *h1Host, conn *h1Conn, req *fasthtt
 
 	br := h.hc.AcquireReader(conn)
 	defer h.hc.ReleaseReader(br)
-	a, keep := readAnswer(br, resp)
+	a, keep = readAnswer(br, resp)
 	if werr != nil {
 		// The target may have answered before it read the whole request and closed its end:
 		// that answer is the push's. Anything else reports why the write failed.

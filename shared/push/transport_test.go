@@ -244,3 +244,38 @@ func TestSendTimeout(t *testing.T) {
 		})
 	}
 }
+
+// A push ends when its context does, with no deadline of its own: the HTTP/1.1 path's I/O is
+// cut at once, and the connection is not kept.
+func TestSendEndsWhenItsContextDoes(t *testing.T) {
+	t.Parallel()
+	got := make(chan struct{}, 1)
+	closed := make(chan error, 1)
+	srv := newRawTarget(t, 0, func(_ int, c net.Conn, req *http.Request) bool {
+		_, _ = io.Copy(io.Discard, req.Body)
+		got <- struct{}{}
+		// No answer: the next read ends when the client closes the connection.
+		_, err := c.Read(make([]byte, 1))
+		closed <- err
+		return false
+	})
+	c := NewClient(Options{AllowPrivate: true})
+	t.Cleanup(c.CloseIdleConnections)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-got
+		cancel()
+	}()
+	res := c.Send(ctx, Request{ID: "msg_x", URL: srv.url, Body: []byte(`{}`), Now: time.Now()})
+	if res.Outcome != Retryable || !errors.Is(res.Err, context.Canceled) {
+		t.Fatalf("Send = %+v, want retryable, canceled", res)
+	}
+	select {
+	case err := <-closed:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("the target's read ended with %v, want EOF", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the connection was still open 30 s after the push ended")
+	}
+}
