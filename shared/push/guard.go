@@ -11,9 +11,9 @@ import (
 )
 
 // An HTTP/1.1 connection carries one answer after another with nothing to tell them apart but
-// their framing. This file guards the pushes that go through net/http (large bodies, and
-// HTTP/1.1 answers to targets first met over HTTP/2); the HTTP/1.1 path (h1.go) reads
-// synchronously and checks a connection before it carries another request instead. A target that sends more than it declared (a second answer, a 204 with a body,
+// their framing. This file guards the HTTP/1.1 pushes that go through net/http (bodies larger
+// than maxH1Body); the HTTP/1.1 path of h1.go reads synchronously and checks a connection before
+// it carries another request instead. A target that sends more than it declared (a second answer, a 204 with a body,
 // a body longer than its Content-Length) leaves bytes that net/http's transport, reusing the
 // connection, would read as the next push's answer when the next request takes the connection
 // before the transport notices them. The guard below keeps a push to answers that began after
