@@ -412,9 +412,9 @@ func timeoutFor(ctx context.Context, deadline time.Time, err error) error {
 	return err
 }
 
-// sendH1 makes r's push to u through the HTTP/1.1 path; ok is false when the target turned out
-// to speak HTTP/2, and nothing was sent.
-func (c *Client) sendH1(ctx context.Context, h *h1Host, u *url.URL, r Request) (_ Result, ok bool) {
+// sendH1 makes r's push to u through the HTTP/1.1 path, within deadline (zero: none) and ctx; ok
+// is false when the target turned out to speak HTTP/2, and nothing was sent.
+func (c *Client) sendH1(ctx context.Context, h *h1Host, u *url.URL, r Request, deadline time.Time) (_ Result, ok bool) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -424,7 +424,6 @@ func (c *Client) sendH1(ctx context.Context, h *h1Host, u *url.URL, r Request) (
 	req.Header.SetHost(u.Host)
 	c.headers(r, func(k, v string) { req.Header.Add(k, v) })
 	req.SetBodyRaw(r.Body)
-	deadline, _ := ctx.Deadline()
 	a := c.h1.roundTrip(ctx, h, req, resp, deadline)
 	if errors.Is(a.err, errHTTP2) {
 		return Result{}, false

@@ -236,17 +236,27 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 			return Result{Outcome: Permanent, Err: fmt.Errorf("header %q: invalid name or value", k)}
 		}
 	}
+	// The push's deadline: its timeout, within ctx's. The HTTP/1.1 path sets it on the
+	// connection and follows ctx for a cancellation only, rather than deriving a context per
+	// push: on the deliver bench (0 ms, 100 connections) the derived context's timer and its
+	// registration with the shared parent cost 2.6 us of the 22 us CPU per push.
+	deadline, _ := ctx.Deadline()
 	if r.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
-		defer cancel()
+		if d := time.Now().Add(r.Timeout); deadline.IsZero() || d.Before(deadline) {
+			deadline = d
+		}
 	}
 	if len(r.Body) <= maxH1Body {
 		if h := c.h1.host(u); h != nil {
-			if res, ok := c.sendH1(ctx, h, u, r); ok {
+			if res, ok := c.sendH1(ctx, h, u, r, deadline); ok {
 				return res
 			}
 		}
+	}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
 	h := make(http.Header, len(r.Headers)+5)
 	c.headers(r, func(k, v string) { h[k] = append(h[k], v) })
