@@ -26,9 +26,10 @@ import (
 //
 // Why two clients: on the delivery benchmark (10,000 pushes of 1 KiB to a loopback receiver,
 // `make bench`, 2026-12-02) net/http's transport alone reached 0.86 x wrk at 50 ms and
-// 1,000 connections and 0.40 x at 0 ms and 100 connections, for 123 MiB peak RSS: its two
-// goroutines per connection and its request writing and response parsing cost about twice the
-// CPU per push of fasthttp's synchronous round trip on the same connection.
+// 1,000 connections and 0.40 x at 0 ms and 100 connections, for 123 MiB peak RSS, with 55.6 and
+// 39.7 us of CPU per push; this path reached 0.91 x and 0.48 x, 100.6 MiB, 37.8 and 20.2 us. The
+// difference is net/http's two goroutines per connection, and its request writing and response
+// parsing.
 
 // maxH1Body is the largest body sent through the HTTP/1.1 path. The request is written whole
 // before its answer is read; a body this small fits in the socket buffers of both ends, so a
@@ -70,10 +71,9 @@ type h1 struct {
 
 // h1Host is one scheme and host: its pool, and whether it speaks HTTP/2.
 type h1Host struct {
-	hc    *fasthttp.HostClient
-	https bool
-	h2    atomic.Bool // the host negotiated HTTP/2: its pushes go through net/http
-	used  atomic.Int64
+	hc   *fasthttp.HostClient
+	h2   atomic.Bool  // the host negotiated HTTP/2: its pushes go through net/http
+	used atomic.Int64 // when a push last asked for the host, in Unix nanoseconds
 }
 
 func newH1(dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config, perHost, maxIdle int, idleFor time.Duration) *h1 {
@@ -116,7 +116,7 @@ func (c *h1) sweepLocked() {
 }
 
 func (c *h1) newHost(hostport string, https bool) *h1Host {
-	h := &h1Host{https: https}
+	h := &h1Host{}
 	addr := fasthttp.AddMissingPort(hostport, https)
 	var tlsConfig *tls.Config
 	if https {
@@ -160,7 +160,7 @@ func (c *h1) dialConn(h *h1Host, addr string, timeout time.Duration, tlsConfig *
 	if err != nil {
 		return nil, err
 	}
-	conn := &h1Conn{Conn: raw, raw: raw, quiet: quietCheck(raw), pool: c}
+	conn := &h1Conn{Conn: raw, quiet: quietCheck(raw), pool: c}
 	if tlsConfig == nil {
 		return conn, nil
 	}
@@ -181,8 +181,7 @@ func (c *h1) dialConn(h *h1Host, addr string, timeout time.Duration, tlsConfig *
 // h1Conn is one HTTP/1.1 connection of the pool. It has a Handshake method so that fasthttp
 // takes a TLS connection as already set up.
 type h1Conn struct {
-	net.Conn           // raw, or tls over raw
-	raw      net.Conn  // the TCP connection
+	net.Conn           // TCP, or TLS over TCP
 	tls      *tls.Conn // nil for plain http
 	quiet    func() bool
 	pool     *h1
@@ -197,10 +196,7 @@ type h1Conn struct {
 func (c *h1Conn) Handshake() error { return nil }
 
 func (c *h1Conn) Close() error {
-	c.pool.take(c)
-	c.pool.idleMu.Lock()
-	c.gone = true
-	c.pool.idleMu.Unlock()
+	c.pool.unidle(c, true)
 	return c.Conn.Close()
 }
 
@@ -240,16 +236,18 @@ func (c *h1) keep(conn *h1Conn) (oldest *h1Conn) {
 	return oldest
 }
 
-// take takes conn off the idle list for a round trip, and reports whether it may be used: false
-// when it was closed or chosen to be.
-func (c *h1) take(conn *h1Conn) bool {
+// unidle takes conn off the idle list, for a round trip or because it is closing, and reports
+// whether it may carry a request: false once it was closed or chosen to be.
+func (c *h1) unidle(conn *h1Conn, closing bool) bool {
 	c.idleMu.Lock()
 	defer c.idleMu.Unlock()
 	if conn.idleAt != nil {
 		c.idle.Remove(conn.idleAt)
 		conn.idleAt = nil
 	}
-	return !conn.gone
+	usable := !conn.gone
+	conn.gone = conn.gone || closing
+	return usable
 }
 
 // closeIdle closes every idle connection.
@@ -298,7 +296,7 @@ func (c *h1) roundTrip(ctx context.Context, h *h1Host, req *fasthttp.Request, re
 			h.hc.CloseConn(cc)
 			return reply{err: errors.New("a connection not made by the push client")}
 		}
-		if !c.take(conn) || (conn.used && !conn.ready()) {
+		if !c.unidle(conn, false) || (conn.used && !conn.ready()) {
 			h.hc.CloseConn(cc)
 			continue
 		}
