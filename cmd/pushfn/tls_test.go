@@ -204,8 +204,11 @@ func TestReceiverRefusesBadTLSFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			// An ended context: a receiver that took the flags would stop at once, not serve on.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
 			args := append([]string{"--addr", "127.0.0.1:0", "--quiet"}, tt.args...)
-			if err := receiverCmd(context.Background(), args); !errors.Is(err, tt.want) {
+			if err := receiverCmd(ctx, args); !errors.Is(err, tt.want) {
 				t.Fatalf("receiver %q: %v, want %v", args, err, tt.want)
 			}
 		})
