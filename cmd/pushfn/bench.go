@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -31,14 +33,14 @@ import (
 	"github.com/pushfn/pushfn/shared/store"
 )
 
-// benchCmd runs a benchmark: pushfn bench deliver --url URL --n N --size BYTES --conc C, or
+// benchCmd runs a benchmark: pushfn bench deliver --url URL [--ca FILE] --n N --size BYTES --conc C, or
 // the same with pool for the plain worker-pool reference.
 func benchCmd(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "pool" {
 		return benchPool(ctx, args[1:])
 	}
 	if len(args) == 0 || args[0] != "deliver" {
-		return errors.New("usage: pushfn bench deliver|pool --url URL --n N --size BYTES --conc C")
+		return errors.New("usage: pushfn bench deliver|pool --url URL [--ca FILE] --n N --size BYTES --conc C")
 	}
 	fs := flag.NewFlagSet("bench deliver", flag.ContinueOnError)
 	target := fs.String("url", "http://127.0.0.1:9000/", "the receiver to push to")
@@ -50,6 +52,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed window to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to this file at the end")
 	memoryMB := fs.Int("memory", 0, "the function's memory in MiB, for the GC settings the function makes (0: DeliverFunction's MemorySize in template.yaml, or 1024)")
+	caFile := fs.String("ca", "", "PEM file of the certificates to trust for an https --url (such as the one pushfn receiver --tls --cert-out writes); none: the system's")
 	storeKind := fs.String("store", "memory", "the record store: memory, or dynamodb (claims and results through the AWS SDK to the table at AWS_ENDPOINT_URL_DYNAMODB, such as DynamoDB Local from `pushfn emulators up`; the batch also runs once with memory, and the CPU per push is split between the push and the store calls)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -63,6 +66,10 @@ func benchCmd(ctx context.Context, args []string) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
+	}
+	roots, err := benchRoots(*caFile, *target)
+	if err != nil {
+		return err
 	}
 
 	// The garbage collector as the deployed function sets it for its memory size.
@@ -94,7 +101,7 @@ func benchCmd(ctx context.Context, args []string) error {
 		}
 		keys = [][]byte{key}
 	}
-	p := benchParams{target: *target, n: *n, size: *size, conc: *conc, cfg: cfg, keys: keys, level: level,
+	p := benchParams{target: *target, n: *n, size: *size, conc: *conc, cfg: cfg, keys: keys, roots: roots, level: level,
 		cpuProfile: *cpuProfile, memProfile: *memProfile}
 	mem, err := runBench(ctx, &store.Memory{}, p, *storeKind == "memory")
 	if err != nil {
@@ -127,6 +134,7 @@ type benchParams struct {
 	n, size, conc int
 	cfg           config.Config
 	keys          [][]byte
+	roots         *x509.CertPool // nil: the system's
 	level         slog.Level
 	cpuProfile    string
 	memProfile    string
@@ -147,9 +155,11 @@ func runBench(ctx context.Context, st store.Store, p benchParams, profile bool) 
 		return benchResult{}, err
 	}
 	push.ReserveFDs(p.conc + push.FDMargin)
+	client := push.NewClient(push.Options{MaxPerHost: p.conc, MaxIdleConns: p.conc, AllowPrivate: true, Keys: p.keys, RootCAs: p.roots, Version: "bench"})
+	defer client.CloseIdleConnections() // after the window: a receiver being stopped need not wait for them
 	h := &deliver.Handler{
 		Store:  st,
-		Sender: push.NewClient(push.Options{MaxPerHost: p.conc, MaxIdleConns: p.conc, AllowPrivate: true, Keys: p.keys, Version: "bench"}),
+		Sender: client,
 		Config: p.cfg,
 		Log:    slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: p.level})),
 	}
@@ -269,6 +279,18 @@ func batch(ctx context.Context, s store.Store, target string, n, size int) (even
 		return ev, nil, err
 	}
 	return ev, ids, nil
+}
+
+// benchRoots returns the roots of the --ca file caFile for the bench's --url target, refusing
+// one given for a target that is not https.
+func benchRoots(caFile, target string) (*x509.CertPool, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	if u, err := url.Parse(target); err != nil || u.Scheme != "https" {
+		return nil, fmt.Errorf("%w: --ca is for an https --url, not %q", errUsage, target)
+	}
+	return loadRoots(caFile)
 }
 
 // cpuTime is the CPU time, user and system, the process has used.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -22,14 +23,22 @@ func benchPool(ctx context.Context, args []string) error {
 	n := fs.Int("n", 10_000, "requests")
 	size := fs.Int("size", 1024, "body bytes")
 	conc := fs.Int("conc", 1_000, "goroutines and connections")
+	caFile := fs.String("ca", "", "PEM file of the certificates to trust for an https --url (such as the one pushfn receiver --tls --cert-out writes); none: the system's")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *size < 8 || *n < 1 || *conc < 1 {
 		return fmt.Errorf("--size must be at least 8, --n and --conc at least 1")
 	}
+	roots, err := benchRoots(*caFile, *target)
+	if err != nil {
+		return err
+	}
 	body := []byte(`{"d":"` + strings.Repeat("x", *size-8) + `"}`)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc, MaxConnsPerHost: *conc}}
+	// ForceAttemptHTTP2 keeps what a transport without a TLS config does: HTTP/2 where the target
+	// offers it.
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc, MaxConnsPerHost: *conc,
+		TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}
 	var next, ok atomic.Int64
 	var wg sync.WaitGroup
 	cpu0 := cpuTime()
@@ -57,6 +66,7 @@ func benchPool(ctx context.Context, args []string) error {
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
+	client.CloseIdleConnections()
 	fmt.Printf("peer=gopool n=%d conc=%d seconds=%.3f msgs_per_s=%.0f ok=%d failed=%d cpu_s=%.3f\n",
 		*n, *conc, elapsed.Seconds(), float64(*n)/elapsed.Seconds(), ok.Load(), int64(*n)-ok.Load(), cpu.Seconds())
 	return nil

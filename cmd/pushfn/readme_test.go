@@ -249,6 +249,8 @@ var readmeRunners = []readmeRunner{
 		"through the Go module proxy, and tests reach no network; CI runs make test only"},
 	{prefix: "make bench", by: "not run", why: "a measurement with no pass or fail: it installs wrk from Debian's packages " +
 		"and wants a quiet machine; TestBenchDeliver runs the command it measures"},
+	{prefix: "SCENARIOS=tls make bench", by: "not run", why: "as make bench; TestBenchTLS runs the commands it measures " +
+		"against receiver --tls"},
 	{prefix: "sam", by: "AWS", why: "needs SAM CLI, Docker or an AWS account"},
 	{prefix: "aws", by: "AWS", why: "needs a deployed stack and AWS credentials"},
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,7 +19,8 @@ import (
 )
 
 // receiverCmd serves a loopback push receiver until ctx ends:
-// pushfn receiver --addr 127.0.0.1:9000 --status 200 --delay 0 --secret whsec_... --quiet
+// pushfn receiver --addr 127.0.0.1:9000 --status 200 --delay 0 --secret whsec_... --quiet,
+// over HTTPS with --tls --cert-out FILE [--http2].
 func receiverCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("receiver", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:9000", "listen address")
@@ -28,8 +30,19 @@ func receiverCmd(ctx context.Context, args []string) error {
 	quiet := fs.Bool("quiet", false, "do not print each push")
 	failFirst := fs.Int("fail-first", 0, "answer the first N pushes of each message id with --fail-status")
 	failStatus := fs.Int("fail-status", 503, "status for the pushes --fail-first covers")
+	useTLS := fs.Bool("tls", false, "serve HTTPS with a certificate made at start for 127.0.0.1 and localhost (needs --cert-out)")
+	certOut := fs.String("cert-out", "", "with --tls: write the certificate (PEM) to this file, for a client's --ca")
+	http2 := fs.Bool("http2", false, "with --tls: offer HTTP/2 as well as HTTP/1.1")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch {
+	case *useTLS && *certOut == "":
+		return fmt.Errorf("%w: --tls needs --cert-out FILE, where the certificate is written for a client to trust", errUsage)
+	case !*useTLS && *certOut != "":
+		return fmt.Errorf("%w: --cert-out is for --tls", errUsage)
+	case !*useTLS && *http2:
+		return fmt.Errorf("%w: --http2 needs --tls (HTTP/2 is offered over TLS only)", errUsage)
 	}
 	rc := &receiver.Receiver{Status: *status, Delay: *delay, FailFirst: *failFirst, FailStatus: *failStatus}
 	for _, s := range strings.Fields(*secrets) {
@@ -56,15 +69,43 @@ func receiverCmd(ctx context.Context, args []string) error {
 			_ = out.Flush()
 		}
 	}
+	srv := &http.Server{Handler: rc, ReadHeaderTimeout: 10 * time.Second}
+	scheme, protos := "http", ""
+	if *useTLS {
+		cert, certPEM, err := loopbackCert(time.Now())
+		if err != nil {
+			return err
+		}
+		// Written before the port opens, so a script that waits for the port finds the file.
+		if err := os.WriteFile(*certOut, certPEM, 0o644); err != nil {
+			return fmt.Errorf("--cert-out: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		// The protocols set what the server offers in ALPN: without h2 a client that offers both
+		// (pushfn's) takes HTTP/1.1.
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetHTTP2(*http2)
+		scheme, protos = "https", ", protocols http/1.1"
+		if *http2 {
+			protos += " and h2"
+		}
+		protos += ", certificate in " + *certOut
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: rc, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(os.Stderr, "pushfn receiver listening on http://%s (status %d, delay %s, signatures %s); counts at %s\n",
-		ln.Addr(), *status, *delay, map[bool]string{true: "verified", false: "not checked"}[len(rc.Keys) > 0], receiver.StatsPath)
+	fmt.Fprintf(os.Stderr, "pushfn receiver listening on %s://%s (status %d, delay %s, signatures %s%s); counts at %s\n",
+		scheme, ln.Addr(), *status, *delay, map[bool]string{true: "verified", false: "not checked"}[len(rc.Keys) > 0], protos, receiver.StatsPath)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if *useTLS {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
