@@ -353,3 +353,46 @@ func sortedKeys[V any](m map[string]V) []string {
 func sortProblems(ps []message.Problem) {
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Field < ps[j].Field })
 }
+
+// ParseRotate decodes the optional body of POST /v1/endpoints/{id}/secret/rotate: empty (a new
+// secret is generated: nil is returned), or {"key": "whsec_..."} naming the new secret, strictly.
+func ParseRotate(body []byte) (*Secret, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
+	}
+	if err := message.CheckJSON(body); err != nil {
+		return nil, err
+	}
+	var d decoder
+	members, ok := object(body)
+	if !ok {
+		d.fail("", `must be a JSON object such as {"key": "whsec_..."}, or no body to generate a secret`)
+	}
+	var next *Secret
+	for _, k := range sortedKeys(members) {
+		v := members[k]
+		if k != "key" {
+			d.fail(k, "unknown field; a rotation has key only")
+			continue
+		}
+		if isNull(v) {
+			continue
+		}
+		var s string
+		if !isKind(v, '"') || json.Unmarshal(v, &s) != nil {
+			d.fail(k, "must be a string: whsec_ followed by base64")
+			continue
+		}
+		sec, err := ParseSecret(s)
+		if err != nil {
+			d.fail(k, "must be whsec_ followed by standard base64 of 24 to 64 bytes")
+			continue
+		}
+		next = &sec
+	}
+	if len(d.problems) > 0 {
+		sortProblems(d.problems)
+		return nil, &message.InvalidError{Problems: d.problems}
+	}
+	return next, nil
+}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushfn/pushfn/shared/message"
 )
 
 const testKey = "0123456789abcdef0123456789abcdef-test-key"
@@ -191,5 +193,34 @@ func TestRotateAndActiveSecrets(t *testing.T) {
 	swapped.ID = NewID(t0)
 	if _, err := swapped.ActiveSecrets(k, later); !errors.Is(err, ErrSealed) {
 		t.Errorf("ActiveSecrets of a swapped ciphertext = %v, want ErrSealed", err)
+	}
+}
+
+func TestParseRotate(t *testing.T) {
+	t.Parallel()
+	s := GenerateSecret()
+	for body, want := range map[string]string{"": "generate", "  \n": "generate", `{}`: "generate", `{"key": null}`: "generate",
+		`{"key": "` + s.Reveal() + `"}`: "given", `{"key": "nope"}`: "key", `{"key": 1}`: "key", `{"secret": "x"}`: "secret",
+		`[]`: "body", `{"key": "a"} x`: "malformed"} {
+		got, err := ParseRotate([]byte(body))
+		var inv *message.InvalidError
+		switch want {
+		case "generate":
+			if err != nil || got != nil {
+				t.Errorf("ParseRotate(%q) = %v, %v; want nil, nil (generate)", body, got, err)
+			}
+		case "given":
+			if err != nil || got == nil || !got.Equal(s) {
+				t.Errorf("ParseRotate(%q) = %v; want the given secret", body, err)
+			}
+		case "malformed":
+			if !errors.As(err, &inv) || !inv.Malformed {
+				t.Errorf("ParseRotate(%q) = %v; want malformed", body, err)
+			}
+		default:
+			if !errors.As(err, &inv) || len(inv.Problems) != 1 || inv.Problems[0].Path() != want {
+				t.Errorf("ParseRotate(%q) = %v; want one problem at %s", body, err, want)
+			}
+		}
 	}
 }
