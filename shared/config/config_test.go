@@ -148,8 +148,9 @@ func TestLoadNeverEchoesSecrets(t *testing.T) {
 
 func TestNamesCoversEveryVariable(t *testing.T) {
 	t.Parallel()
-	// The 14 settings an operator sets, the 2 the template derives, and the level Lambda sets
-	// from the function's logging configuration.
+	// The 14 settings an operator sets, the 2 the template derives, the level Lambda sets
+	// from the function's logging configuration, and the endpoint secrets key the template
+	// generates.
 	if got := len(Names()); got != 18 {
 		t.Fatalf("Names() has %d variables, want 18", got)
 	}

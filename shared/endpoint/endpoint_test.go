@@ -319,7 +319,7 @@ func TestPatch(t *testing.T) {
 	}
 }
 
-// FuzzParse feeds arbitrary bodies to both decoders: they must never panic, must answer with an
+// FuzzParse feeds arbitrary bodies to the three decoders: they must never panic, must answer with an
 // *message.InvalidError or a result, and an accepted create must pass Validate on its own.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
@@ -341,6 +341,9 @@ func FuzzParse(f *testing.F) {
 			}
 		case !errors.As(err, &inv) || len(inv.Problems) == 0:
 			t.Fatalf("ParseCreate(%q) = %v, want an InvalidError with problems", body, err)
+		}
+		if next, err := ParseRotate(body); err != nil && (!errors.As(err, &inv) || len(inv.Problems) == 0) || err == nil && next != nil && next.IsZero() {
+			t.Fatalf("ParseRotate(%q) = %v, %v", body, next, err)
 		}
 		p, err := ParsePatch(body)
 		if err != nil && (!errors.As(err, &inv) || len(inv.Problems) == 0) {

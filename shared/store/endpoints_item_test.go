@@ -83,3 +83,22 @@ func TestEndpointItem(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCursor feeds arbitrary cursors to the decoder: it never panics, refuses with ErrCursor,
+// and what it accepts continues after a valid endpoint id of the listing it was asked for.
+func FuzzCursor(f *testing.F) {
+	id := endpoint.NewID(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	f.Add(encodeCursor("tenant#acme", id), "tenant#acme")
+	f.Add(encodeCursor("endpoints", id), "tenant#acme")
+	f.Add("eyJwIjoiZW5kcG9pbnRzIiwiYSI6MX0", "endpoints")
+	f.Add("%%%", "endpoints")
+	f.Fuzz(func(t *testing.T, cursor, pk string) {
+		after, err := decodeCursor(cursor, pk)
+		switch {
+		case err != nil && !errors.Is(err, ErrCursor):
+			t.Fatalf("decodeCursor(%q) = %v, want ErrCursor", cursor, err)
+		case err == nil && cursor != "" && (!endpoint.ValidID(after) || encodeCursor(pk, after) == ""):
+			t.Fatalf("decodeCursor(%q) accepted %q", cursor, after)
+		}
+	})
+}
