@@ -140,7 +140,7 @@ func (h *Handler) createEndpoint(ctx context.Context, req events.APIGatewayV2HTT
 		map[string]string{"Location": prefix + PathEndpoints + "/" + rec.ID})
 }
 
-// get reads an endpoint, answering 404 or 503 itself when it cannot.
+// read reads an endpoint, or returns the 404 or 503 to answer when it cannot.
 func (h *Handler) read(ctx context.Context, id string) (endpoint.Record, *events.APIGatewayV2HTTPResponse) {
 	rec, err := h.Endpoints.GetEndpoint(ctx, id)
 	switch {

@@ -382,6 +382,7 @@ func TestEndpointListPages(t *testing.T) {
 		want = append(want, b.create(t, `{"url": "https://hooks.example.com/`+fmt.Sprint(i)+`", "tenant_id": "acme"}`).ID)
 	}
 	all = append(all, want...)
+	b.clock.Advance(time.Millisecond) // ids order by the millisecond of creation, then at random
 	all = append(all, b.create(t, `{"url": "https://hooks.example.com/x"}`).ID)
 	var got []string
 	target, pages := "/v1/endpoints?tenant_id=acme&limit=2", 0

@@ -56,6 +56,7 @@ type EndpointPage struct {
 // retried by the SDK recognises its own result and succeeds.
 type Endpoints interface {
 	// CreateEndpoint writes rec as version 1 if no endpoint has its id, else ErrEndpointExists.
+	// It returns the record as written (its version and write token set).
 	CreateEndpoint(ctx context.Context, rec endpoint.Record) (endpoint.Record, error)
 
 	// GetEndpoint returns the endpoint with id, or ErrEndpointNotFound.

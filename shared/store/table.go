@@ -25,13 +25,18 @@ var _ TableAPI = (*dynamodb.Client)(nil)
 // tableWait bounds how long CreateTable waits for a new table to become active.
 const tableWait = 5 * time.Minute
 
-// Indexes are the table's global secondary indexes, each with a string partition and sort key
-// and every attribute projected. gsi1 lists endpoints by tenant (gsi1pk "tenant#<id>", gsi1sk the
-// endpoint id); gsi2 lists every endpoint (gsi2pk "endpoints", gsi2sk the id). Both are
-// overloaded: other item kinds may use them with partition keys of their own.
-var Indexes = []struct{ Name, PartitionKey, SortKey string }{
-	{indexByTenant, attrGSI1PK, attrGSI1SK},
-	{indexAllEndpoints, attrGSI2PK, attrGSI2SK},
+// Index is a global secondary index of the table: a string partition and sort key, every
+// attribute projected.
+type Index struct{ Name, PartitionKey, SortKey string }
+
+// Indexes returns the table's global secondary indexes. gsi1 lists endpoints by tenant (gsi1pk
+// "tenant#<id>", gsi1sk the endpoint id); gsi2 lists every endpoint (gsi2pk "endpoints", gsi2sk
+// the id). Both are overloaded: other item kinds may use them with partition keys of their own.
+func Indexes() []Index {
+	return []Index{
+		{indexByTenant, attrGSI1PK, attrGSI1SK},
+		{indexAllEndpoints, attrGSI2PK, attrGSI2SK},
+	}
 }
 
 func indexSpec(name, pk, sk string) types.GlobalSecondaryIndex {
@@ -57,7 +62,7 @@ func stringAttr(name string) types.AttributeDefinition {
 func CreateTable(ctx context.Context, api TableAPI, name string) error {
 	attrs := []types.AttributeDefinition{stringAttr(attrID)}
 	var indexes []types.GlobalSecondaryIndex
-	for _, ix := range Indexes {
+	for _, ix := range Indexes() {
 		attrs = append(attrs, stringAttr(ix.PartitionKey), stringAttr(ix.SortKey))
 		indexes = append(indexes, indexSpec(ix.Name, ix.PartitionKey, ix.SortKey))
 	}
@@ -138,7 +143,7 @@ func addIndexes(ctx context.Context, api TableAPI, name string) error {
 			have[aws.ToString(ix.IndexName)] = true
 		}
 	}
-	for _, ix := range Indexes {
+	for _, ix := range Indexes() {
 		if have[ix.Name] {
 			continue
 		}

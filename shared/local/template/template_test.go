@@ -175,7 +175,7 @@ func TestEndpointResources(t *testing.T) {
 		got[ix.IndexName] = strings.Join(keys, ",") + " " + aws.ToString(ix.Projection.ProjectionType)
 	}
 	want := map[string]string{}
-	for _, ix := range store.Indexes {
+	for _, ix := range store.Indexes() {
 		want[ix.Name] = ix.PartitionKey + ":HASH," + ix.SortKey + ":RANGE ALL"
 	}
 	if !reflect.DeepEqual(got, want) {
