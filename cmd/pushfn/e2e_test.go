@@ -415,6 +415,11 @@ func TestIntegrationE2E(t *testing.T) {
 		testReadmeEndpoints(t, s)
 	})
 
+	t.Run("endpoints: a second pushfn run reads the secrets the first stored", func(t *testing.T) {
+		t.Parallel()
+		testEndpointSecretsSurviveRestart(t, s)
+	})
+
 	tests := []struct {
 		name         string
 		status       int

@@ -221,3 +221,20 @@ func testReadmeEndpoints(t *testing.T, s *e2eStack) {
 	}
 	runEndpointExamples(t, ctx, string(doc), s.api)
 }
+
+// testEndpointSecretsSurviveRestart starts a second `pushfn run` on the first one's table: it
+// reads the local ENDPOINT_SECRETS_KEY the first one used from the state directory, so the
+// secrets the first one stored still decrypt.
+func testEndpointSecretsSurviveRestart(t *testing.T, s *e2eStack) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var e endpointView
+	if code := s.do(t, ctx, http.MethodPost, "/v1/endpoints", map[string]any{"url": "https://hooks.example.com/restart"}, &e); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	again := startStackWith(t, stackOptions{args: []string{"--table", s.table, "--queue", s.queue}})
+	var secret endpointView
+	if code := again.do(t, ctx, http.MethodGet, "/v1/endpoints/"+e.ID+"/secret", nil, &secret); code != http.StatusOK || secret.Key != e.Secret {
+		t.Fatalf("the secret through a second pushfn run: %d, same %v; want 200 and the created secret", code, secret.Key == e.Secret)
+	}
+}
