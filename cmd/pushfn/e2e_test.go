@@ -405,6 +405,21 @@ func TestIntegrationE2E(t *testing.T) {
 		}
 	})
 
+	t.Run("endpoints: create, list across pages, patch, rotate, delete", func(t *testing.T) {
+		t.Parallel()
+		testEndpointsE2E(t, s)
+	})
+
+	t.Run("README Endpoints: every command answers as documented", func(t *testing.T) {
+		t.Parallel()
+		testReadmeEndpoints(t, s)
+	})
+
+	t.Run("endpoints: a second pushfn run reads the secrets the first stored", func(t *testing.T) {
+		t.Parallel()
+		testEndpointSecretsSurviveRestart(t, s)
+	})
+
 	tests := []struct {
 		name         string
 		status       int

@@ -84,6 +84,9 @@ func invokeCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	if stack.Secrets, err = localSecrets(filepath.Join(root, stateDir), os.Getenv); err != nil {
+		return err
+	}
 	fmt.Fprintf(stderr, "Building %s (%s)\n", logicalID, fn.Dir)
 	path, err := build(ctx, root, *builds, fn)
 	if err != nil {

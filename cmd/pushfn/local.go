@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -15,6 +19,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
@@ -24,6 +29,7 @@ type localFunction struct {
 	Dir       string            // the package to build, such as ./functions/api
 	Env       map[string]string // the template's variables
 	Refs      map[string]string // variables that refer to a resource: QUEUE_URL → Queue
+	Secrets   map[string]string // variables resolved from a secret: ENDPOINT_SECRETS_KEY → EndpointSecretsKey
 	Timeout   time.Duration
 	MemoryMB  int
 	LogFormat string // JSON or Text
@@ -35,6 +41,7 @@ type localStack struct {
 	Queue    string
 	QueueURL string
 	Region   string
+	Secrets  map[string]string // a template secret's logical id → its local value
 }
 
 // Defaults of a local run.
@@ -42,6 +49,7 @@ const (
 	defaultTable  = "pushfn-local"
 	defaultQueue  = "pushfn-local"
 	defaultRegion = "us-east-1"
+	stateDir      = ".pushfn"       // under the repository: the emulators' and local runs' state
 	buildDir      = ".pushfn/build" // under the repository
 )
 
@@ -90,6 +98,9 @@ func environment(fn localFunction, stack localStack, local, overrides map[string
 			declared[name] = stack.Table
 		}
 	}
+	for name, secret := range fn.Secrets {
+		declared[name] = stack.Secrets[secret]
+	}
 	for k, v := range local {
 		declared[k] = v
 	}
@@ -108,6 +119,54 @@ func environment(fn localFunction, stack localStack, local, overrides map[string
 		env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "local", "local"
 	}
 	return env
+}
+
+// endpointKeyFile holds a local run's ENDPOINT_SECRETS_KEY, in the state directory.
+const endpointKeyFile = "endpoint-secrets-key"
+
+// localSecrets returns the local values of the template's secrets: the EndpointSecretsKey of
+// stateDir, generated the first time and kept, so the endpoint secrets a local run stored stay
+// readable when it restarts. A shell that sets ENDPOINT_SECRETS_KEY needs none: its value wins.
+func localSecrets(stateDir string, getenv func(string) string) (map[string]string, error) {
+	if getenv(config.EnvEndpointSecretsKey) != "" {
+		return map[string]string{}, nil
+	}
+	key, err := localKey(filepath.Join(stateDir, endpointKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("the local %s: %w", config.EnvEndpointSecretsKey, err)
+	}
+	return map[string]string{"EndpointSecretsKey": key}, nil
+}
+
+// localKey reads the key at path, or writes a new random one there (readable by its owner
+// only) when there is none.
+func localKey(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		key := strings.TrimSpace(string(b))
+		if len(key) < config.MinEndpointSecretsKeyChars {
+			return "", fmt.Errorf("%s holds %d characters, fewer than %d: delete it to have a new key made (endpoints stored under the old one become unreadable)", path, len(key), config.MinEndpointSecretsKeyChars)
+		}
+		return key, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	b := make([]byte, 48)
+	_, _ = rand.Read(b)
+	key := base64.RawURLEncoding.EncodeToString(b)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return localKey(path) // another run made it first
+	} else if err != nil {
+		return "", err
+	}
+	if _, err := f.WriteString(key + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	return key, f.Close()
 }
 
 // awsConfig returns the SDK configuration of a local run: the emulators' endpoints come from

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pushfn/pushfn/shared/config"
+	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
@@ -17,9 +19,10 @@ func TestEnvironment(t *testing.T) {
 		LogicalID: "DeliverFunction",
 		Env:       map[string]string{"LOG_LEVEL": "info", "MAX_ATTEMPTS": "10", "RETRY_BASE_DELAY": "10s"},
 		Refs:      map[string]string{"QUEUE_URL": "Queue", "TABLE_NAME": "Table"},
+		Secrets:   map[string]string{"ENDPOINT_SECRETS_KEY": "EndpointSecretsKey"},
 		LogFormat: "JSON",
 	}
-	stack := localStack{Table: "t1", QueueURL: "http://127.0.0.1:4566/000000000000/q1"}
+	stack := localStack{Table: "t1", QueueURL: "http://127.0.0.1:4566/000000000000/q1", Secrets: map[string]string{"EndpointSecretsKey": "local-key"}}
 	path := filepath.Join(t.TempDir(), "env.json")
 	if err := os.WriteFile(path, []byte(`{"Parameters": {"MAX_ATTEMPTS": "3"}, "DeliverFunction": {"RETRY_BASE_DELAY": "2s"}}`), 0o600); err != nil {
 		t.Fatal(err)
@@ -38,7 +41,8 @@ func TestEnvironment(t *testing.T) {
 		"ALLOW_PRIVATE_TARGETS": "true",  // a local default, declared or not
 		"AWS_ENDPOINT_URL_SQS":  "http://127.0.0.1:4566",
 		"AWS_LAMBDA_LOG_FORMAT": "JSON",
-		"RETRY_MAX_DELAY":       "5s", // a flag beats everything
+		"RETRY_MAX_DELAY":       "5s",        // a flag beats everything
+		"ENDPOINT_SECRETS_KEY":  "local-key", // the local value of the template's secret
 	}
 	for k, v := range want {
 		if env[k] != v {
@@ -50,6 +54,55 @@ func TestEnvironment(t *testing.T) {
 	}
 	if env["AWS_ACCESS_KEY_ID"] == "" {
 		t.Error("no credentials for the SDK")
+	}
+}
+
+// A local run's ENDPOINT_SECRETS_KEY is made once and kept in the state directory, so the
+// endpoint secrets it stored stay readable after a restart; a shell that sets the variable
+// needs no file.
+func TestLocalSecrets(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), ".pushfn")
+	noEnv := func(string) string { return "" }
+	first, err := localSecrets(dir, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := first["EndpointSecretsKey"]
+	if len(key) < config.MinEndpointSecretsKeyChars {
+		t.Fatalf("generated key of %d characters", len(key))
+	}
+	if _, err := endpoint.NewKeyring(key); err != nil {
+		t.Fatalf("the generated key does not make a keyring: %v", err)
+	}
+	info, err := os.Stat(filepath.Join(dir, endpointKeyFile))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v; want 0600", err, info.Mode())
+	}
+	again, err := localSecrets(dir, noEnv)
+	if err != nil || again["EndpointSecretsKey"] != key {
+		t.Fatalf("second start: %v, key changed %v", err, again["EndpointSecretsKey"] != key)
+	}
+	other, _ := localSecrets(filepath.Join(t.TempDir(), ".pushfn"), noEnv)
+	if other["EndpointSecretsKey"] == key {
+		t.Error("two state directories got the same key")
+	}
+	set := filepath.Join(t.TempDir(), ".pushfn")
+	if s, err := localSecrets(set, func(k string) string { return map[string]string{"ENDPOINT_SECRETS_KEY": "from-the-shell"}[k] }); err != nil || len(s) != 0 {
+		t.Errorf("with ENDPOINT_SECRETS_KEY set: %v, %v; want no local value", s, err)
+	}
+	if _, err := os.Stat(filepath.Join(set, endpointKeyFile)); !os.IsNotExist(err) {
+		t.Errorf("with ENDPOINT_SECRETS_KEY set a key file was written: %v", err)
+	}
+	short := filepath.Join(t.TempDir(), ".pushfn")
+	if err := os.MkdirAll(short, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(short, endpointKeyFile), []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := localSecrets(short, noEnv); err == nil || !strings.Contains(err.Error(), "ENDPOINT_SECRETS_KEY") {
+		t.Errorf("a short key file: %v, want an error naming ENDPOINT_SECRETS_KEY", err)
 	}
 }
 
@@ -80,7 +133,9 @@ func TestAPIRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"POST /v1/messages": true, "POST /v1/messages/batch": true, "GET /v1/messages/{id}": true, "$default": true}
+	want := map[string]bool{"POST /v1/messages": true, "POST /v1/messages/batch": true, "GET /v1/messages/{id}": true, "$default": true,
+		"POST /v1/endpoints": true, "GET /v1/endpoints": true, "GET /v1/endpoints/{id}": true, "PATCH /v1/endpoints/{id}": true,
+		"DELETE /v1/endpoints/{id}": true, "GET /v1/endpoints/{id}/secret": true, "POST /v1/endpoints/{id}/secret/rotate": true}
 	if len(routes) != len(want) {
 		t.Errorf("routes %v, want %v", routes, want)
 	}

@@ -237,6 +237,8 @@ var readmeRunners = []readmeRunner{
 	{prefix: "API=http://127.0.0.1:3000", section: "HTTP API", by: "TestIntegrationE2E", why: "the HTTP API subtest sets API to its stack"},
 	{prefix: "curl", section: "HTTP API", by: "TestIntegrationE2E", why: "the HTTP API subtest runs every command of its section"},
 	{prefix: "head -c 400000 /dev/zero", section: "HTTP API", by: "TestIntegrationE2E", why: "the HTTP API subtest runs every command of its section"},
+	{prefix: "EP=ep_06h3230102tq4gpdzyxsvjwpec", section: "Endpoints", by: "TestIntegrationE2E", why: "the README Endpoints subtest sets EP to the endpoint its create made"},
+	{prefix: "curl", section: "Endpoints", by: "TestIntegrationE2E", why: "the README Endpoints subtest runs every command of its section"},
 	{prefix: "make invoke FN=RelayFunction EVENT=events/eventbridge.json", by: "TestIntegrationMakeInvoke", recipe: "$(GO) run ./cmd/pushfn invoke $(FN) -e $(EVENT)"},
 	{prefix: "make test", by: "CI", why: ".ci/run runs make test", recipe: "dev/test.sh"},
 	{prefix: "make emulators-up", by: "TestIntegrationReadmeEmulators", recipe: "$(GO) run ./cmd/pushfn emulators up"},

@@ -119,6 +119,9 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if stack.Secrets, err = localSecrets(filepath.Join(root, stateDir), os.Getenv); err != nil {
+		return err
+	}
 
 	if opts.buildDir == "" {
 		opts.buildDir = filepath.Join(root, buildDir, "run")

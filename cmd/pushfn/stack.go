@@ -41,7 +41,7 @@ func loadTemplate(path string) (map[string]localFunction, mappingSettings, error
 	fns := make(map[string]localFunction, len(tm.Functions))
 	for _, f := range tm.Functions {
 		fns[f.LogicalID] = localFunction{
-			LogicalID: f.LogicalID, Dir: functionDir(f.LogicalID), Env: f.Env, Refs: f.Refs,
+			LogicalID: f.LogicalID, Dir: functionDir(f.LogicalID), Env: f.Env, Refs: f.Refs, Secrets: f.Secrets,
 			Timeout: f.Timeout, MemoryMB: f.MemoryMB, LogFormat: f.LogFormat,
 		}
 	}

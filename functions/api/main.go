@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 
@@ -12,24 +13,22 @@ import (
 
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/httpapi"
-	"github.com/pushfn/pushfn/shared/ingest"
 	"github.com/pushfn/pushfn/shared/logging"
 )
 
 func main() {
-	cfg, err := config.Load(os.Getenv)
+	cfg, err := config.Load(os.Getenv, config.APIRequired...)
 	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
 	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
-	if err != nil {
-		logger.Error("start", "error", err)
+	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
+	if err = errors.Join(err, awsErr); err != nil {
+		logger.Error("start", "error", err.Error())
 		os.Exit(1)
 	}
-	aws, err := awsconfig.LoadDefaultConfig(context.Background())
+	h, err := httpapi.FromConfig(cfg, aws, logger)
 	if err != nil {
-		logger.Error("load AWS configuration", "error", err)
+		logger.Error("start", "error", err.Error())
 		os.Exit(1)
 	}
-	w := ingest.FromConfig(cfg, aws, logger)
-	h := &httpapi.Handler{Enqueuer: w.Enqueuer, Records: w.Records, Rules: w.Rules, Logger: logger}
 	lambda.Start(h.Handle)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,7 +38,45 @@ type Config struct {
 	// MaxReceiveCount is the queue's redrive maxReceiveCount: the receive after which SQS moves
 	// a copy to the dead-letter queue. Zero: not known.
 	MaxReceiveCount int
+	// EndpointSecretsKey is the key endpoint secrets are encrypted at rest with
+	// (ENDPOINT_SECRETS_KEY, at least MinEndpointSecretsKeyChars characters). Empty when unset;
+	// the api function requires it (see APIRequired).
+	EndpointSecretsKey Secret
 }
+
+// Secret is a setting that must never be shown: every textual form hides it. Reveal returns it.
+type Secret string
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString hides the value from %#v.
+func (s Secret) GoString() string { return s.String() }
+
+// Format hides the value from every fmt verb.
+func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+
+// LogValue hides the value from slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MinEndpointSecretsKeyChars is the shortest ENDPOINT_SECRETS_KEY accepted (the endpoint
+// package's MinKeyChars).
+const MinEndpointSecretsKeyChars = 32
+
+// EnvEndpointSecretsKey names the variable holding the key endpoint secrets are encrypted with.
+const EnvEndpointSecretsKey = "ENDPOINT_SECRETS_KEY"
+
+// APIRequired lists the variables the api function needs beyond those every function needs:
+// pass it to Load there.
+var APIRequired = []string{EnvEndpointSecretsKey}
 
 // DeliverReserve is the time the deliver function keeps around every send within an invocation:
 // the claim's budget before it and the margin before the deadline (deliver's DefaultStoreBudget
@@ -103,17 +142,20 @@ var settings = []setting{
 	{name: "AWS_LAMBDA_LOG_LEVEL", required: false, parse: parseLambdaLevel},
 	{name: "FUNCTION_TIMEOUT", required: false, parse: durationIn(time.Second, 15*time.Minute, func(c *Config) *time.Duration { return &c.FunctionTimeout })},
 	{name: "MAX_RECEIVE_COUNT", required: false, parse: intIn(1, 1000, func(c *Config) *int { return &c.MaxReceiveCount })},
+	{name: EnvEndpointSecretsKey, required: false, parse: parseEndpointKey, secret: true},
 }
 
 // Load reads the settings through getenv (os.Getenv in main, a map in tests). It reports every
-// bad or missing variable at once, each error naming its variable.
-func Load(getenv func(string) string) (Config, error) {
+// bad or missing variable at once, each error naming its variable. The variables named in
+// require are required too, beside QUEUE_URL and TABLE_NAME (a function passes what only it
+// needs, such as APIRequired).
+func Load(getenv func(string) string, require ...string) (Config, error) {
 	c := Defaults()
 	var errs []error
 	for _, s := range settings {
 		v := strings.TrimSpace(getenv(s.name))
 		if v == "" {
-			if s.required {
+			if s.required || slices.Contains(require, s.name) {
 				errs = append(errs, fmt.Errorf("%s is required", s.name))
 			}
 			continue
@@ -210,6 +252,15 @@ func parseLambdaLevel(c *Config, v string) error {
 	default:
 		return errors.New("must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL")
 	}
+	return nil
+}
+
+// parseEndpointKey reads ENDPOINT_SECRETS_KEY; the error never repeats it.
+func parseEndpointKey(c *Config, v string) error {
+	if n := len(v); n < MinEndpointSecretsKeyChars {
+		return fmt.Errorf("is %d characters; at least %d are needed (generate one with: openssl rand -base64 48)", n, MinEndpointSecretsKeyChars)
+	}
+	c.EndpointSecretsKey = Secret(v)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -77,6 +78,7 @@ func TestLoadRefuses(t *testing.T) {
 		{"bool", "ALLOW_HTTP_TARGETS", "maybe"},
 		{"level", "LOG_LEVEL", "loud"},
 		{"lambda level", "AWS_LAMBDA_LOG_LEVEL", "loud"},
+		{"endpoint key too short", "ENDPOINT_SECRETS_KEY", strings.Repeat("k", 31)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,10 +148,42 @@ func TestLoadNeverEchoesSecrets(t *testing.T) {
 
 func TestNamesCoversEveryVariable(t *testing.T) {
 	t.Parallel()
-	// The 14 settings an operator sets, the 2 the template derives, and the level Lambda sets
-	// from the function's logging configuration.
-	if got := len(Names()); got != 17 {
-		t.Fatalf("Names() has %d variables, want 17", got)
+	// The 14 settings an operator sets, the 2 the template derives, the level Lambda sets
+	// from the function's logging configuration, and the endpoint secrets key the template
+	// generates.
+	if got := len(Names()); got != 18 {
+		t.Fatalf("Names() has %d variables, want 18", got)
+	}
+}
+
+// ENDPOINT_SECRETS_KEY is optional for every function but required where Load is told so (the
+// api function); its value never shows in an error or a printed Config.
+func TestEndpointSecretsKey(t *testing.T) {
+	t.Parallel()
+	if c, err := Load(env(base())); err != nil || c.EndpointSecretsKey != "" {
+		t.Fatalf("without the key and not required: %v, %q", err, c.EndpointSecretsKey.Reveal())
+	}
+	_, err := Load(env(base()), APIRequired...)
+	if err == nil || !strings.Contains(err.Error(), "ENDPOINT_SECRETS_KEY is required") {
+		t.Fatalf("without the key, required: %v; want an error naming ENDPOINT_SECRETS_KEY", err)
+	}
+	key := "a-key-of-thirty-two-characters-at-least-" + "hunter2"
+	m := base()
+	m["ENDPOINT_SECRETS_KEY"] = key
+	c, err := Load(env(m), APIRequired...)
+	if err != nil || c.EndpointSecretsKey.Reveal() != key {
+		t.Fatalf("with the key: %v", err)
+	}
+	var logged strings.Builder
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "config", c, "key", c.EndpointSecretsKey)
+	for _, text := range []string{fmt.Sprintf("%v %+v %#v %s", c, c, c, c.EndpointSecretsKey), logged.String()} {
+		if strings.Contains(text, "hunter2") {
+			t.Errorf("the key shows in %q", text)
+		}
+	}
+	m["ENDPOINT_SECRETS_KEY"] = "hunter2-is-too-short"
+	if _, err := Load(env(m)); err == nil || !strings.Contains(err.Error(), "ENDPOINT_SECRETS_KEY") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("a short key: %v; want an error naming the variable, not the value", err)
 	}
 }
 

@@ -1,5 +1,6 @@
 // Package httpapi is pushfn's HTTP API as an API Gateway HTTP API handler (payload
-// format 2.0): accept one message or a batch, and report a message's state.
+// format 2.0): accept one message or a batch, report a message's state, and manage endpoints
+// and their secrets.
 //
 // Ships in the api function.
 package httpapi
@@ -19,6 +20,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/ingest"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/store"
@@ -51,8 +53,11 @@ type Handler struct {
 	Enqueuer *ingest.Enqueuer
 	Records  Records
 	Rules    message.Rules
-	Logger   *slog.Logger     // nil means slog.Default()
-	Now      func() time.Time // nil means time.Now
+	// Endpoints and Keyring serve the endpoint routes; without them those routes answer 404.
+	Endpoints store.Endpoints
+	Keyring   *endpoint.Keyring
+	Logger    *slog.Logger     // nil means slog.Default()
+	Now       func() time.Time // nil means time.Now
 }
 
 // Handle answers one request. It never returns an error: API Gateway would turn one into a bare
@@ -79,6 +84,11 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 			return methodNotAllowed(http.MethodPost), nil
 		}
 		return h.postBatch(ctx, req), nil
+	}
+	if h.Endpoints != nil && h.Keyring != nil {
+		if resp, ok := h.endpointRoute(ctx, req, method, path, prefix); ok {
+			return resp, nil
+		}
 	}
 	if id, ok := strings.CutPrefix(path, PathMessages+"/"); ok && id != "" && !strings.Contains(id, "/") {
 		if method != http.MethodGet {

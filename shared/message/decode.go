@@ -253,8 +253,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// checkJSON refuses what encoding/json would let through or silently repair: invalid UTF-8,
-// duplicate object keys, nesting deeper than MaxDepth, trailing data after the value.
+// CheckJSON refuses what encoding/json would let through or silently repair: an empty body,
+// invalid UTF-8, duplicate object keys, nesting deeper than MaxDepth, trailing data after the
+// value. The error is an *InvalidError with Malformed set. Other resources' strict decoders
+// (endpoints) start with it.
+func CheckJSON(body []byte) error { return checkJSON(body) }
+
 func checkJSON(body []byte) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return malformed("body is empty; send a JSON object")

@@ -26,19 +26,29 @@ func IDForKey(key string) string {
 	return idPrefix + idEncoding.EncodeToString(sum[:idBytes])
 }
 
-// NewID returns a random id whose first 48 bits are now in milliseconds, so ids sort by creation
-// time.
-func NewID(now time.Time) string {
+// NewID returns a random message id whose first 48 bits are now in milliseconds, so ids sort by
+// creation time.
+func NewID(now time.Time) string { return NewPrefixedID(idPrefix, now) }
+
+// ValidID reports whether id has the shape of a message id pushfn issues, so ids that cannot
+// exist are refused without a lookup.
+func ValidID(id string) bool { return ValidPrefixedID(idPrefix, id) }
+
+// NewPrefixedID returns prefix followed by 26 characters of the id scheme messages use: 48 bits
+// of now in milliseconds, then 80 random bits, in a base32 whose alphabet sorts in byte order,
+// so the ids of one prefix sort by creation time. Other resources (endpoints) use it with their
+// own prefix.
+func NewPrefixedID(prefix string, now time.Time) string {
 	var b [idBytes]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
 	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails (Go 1.24+).
-	return idPrefix + idEncoding.EncodeToString(b[:])
+	return prefix + idEncoding.EncodeToString(b[:])
 }
 
-// ValidID reports whether id has the shape of an id pushfn issues, so ids that cannot exist are
-// refused without a lookup.
-func ValidID(id string) bool {
-	rest, ok := strings.CutPrefix(id, idPrefix)
+// ValidPrefixedID reports whether id is prefix followed by an id of the scheme NewPrefixedID
+// issues.
+func ValidPrefixedID(prefix, id string) bool {
+	rest, ok := strings.CutPrefix(id, prefix)
 	if !ok || len(rest) != idEncoding.EncodedLen(idBytes) {
 		return false
 	}

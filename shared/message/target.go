@@ -20,8 +20,11 @@ func TargetHost(rawURL string) string {
 	return strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
 }
 
-// checkURL returns why rawURL is not an acceptable target, or nil.
-func (r Rules) checkURL(rawURL string) error {
+// CheckURL returns why rawURL is not an acceptable push target under r (the rules of
+// target.url: absolute https URL, or http when allowed; at most MaxURLBytes; no user-info; a
+// host that is no blocked IP literal or localhost unless private targets are allowed), or nil.
+// The error's text is a reason for a person, to be shown after the field's name.
+func (r Rules) CheckURL(rawURL string) error {
 	if rawURL == "" {
 		return errors.New("required: an absolute https URL")
 	}

@@ -110,25 +110,10 @@ func (r Rules) Validate(m Message, now time.Time) []Problem {
 	add := func(field, reason string) {
 		ps = append(ps, Problem{Index: -1, Field: field, Reason: reason})
 	}
-	if err := r.checkURL(m.Target.URL); err != nil {
+	if err := r.CheckURL(m.Target.URL); err != nil {
 		add("target.url", err.Error())
 	}
-	if n := len(m.Target.Headers); n > MaxHeaders {
-		add("target.headers", fmt.Sprintf("has %d headers; at most %d are allowed", n, MaxHeaders))
-	}
-	canonical := make(map[string]string, len(m.Target.Headers))
-	for _, name := range sortedKeys(m.Target.Headers) {
-		field := "target.headers." + name
-		if reason := checkHeader(name, m.Target.Headers[name]); reason != "" {
-			add(field, reason)
-			continue
-		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
-		if other, dup := canonical[key]; dup {
-			add(field, fmt.Sprintf("repeats header %q (header names are case-insensitive)", other))
-		}
-		canonical[key] = name
-	}
+	ps = append(ps, CheckHeaders("target.headers", m.Target.Headers)...)
 	switch {
 	case len(m.Payload) == 0:
 		add("payload", "required: the JSON value to push")
@@ -145,6 +130,34 @@ func (r Rules) Validate(m Message, now time.Time) []Problem {
 	}
 	if m.ExpiresAt != nil && !m.ExpiresAt.After(now) {
 		add("expires_at", "is not in the future")
+	}
+	return ps
+}
+
+// CheckHeaders checks custom request headers by the rules of target.headers (at most
+// MaxHeaders, names HTTP tokens given once whatever their case, values without CR, LF or other
+// control characters, no header pushfn sets itself or a hop-by-hop or framing header) and
+// returns every problem (Index -1), each under field or field.<name>.
+func CheckHeaders(field string, headers map[string]string) []Problem {
+	var ps []Problem
+	add := func(field, reason string) {
+		ps = append(ps, Problem{Index: -1, Field: field, Reason: reason})
+	}
+	if n := len(headers); n > MaxHeaders {
+		add(field, fmt.Sprintf("has %d headers; at most %d are allowed", n, MaxHeaders))
+	}
+	canonical := make(map[string]string, len(headers))
+	for _, name := range sortedKeys(headers) {
+		f := field + "." + name
+		if reason := checkHeader(name, headers[name]); reason != "" {
+			add(f, reason)
+			continue
+		}
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		if other, dup := canonical[key]; dup {
+			add(f, fmt.Sprintf("repeats header %q (header names are case-insensitive)", other))
+		}
+		canonical[key] = name
 	}
 	return ps
 }

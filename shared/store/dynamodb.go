@@ -439,8 +439,8 @@ func marshalRecord(rec message.Record) map[string]types.AttributeValue {
 	return item
 }
 
-// errItem reports an item that does not have the shape marshalRecord writes.
-var errItem = errors.New("malformed message item")
+// errItem reports an item that does not have the shape marshalRecord or marshalEndpoint writes.
+var errItem = errors.New("malformed item")
 
 // itemReader reads typed attributes from an item, keeping the first error.
 type itemReader struct {

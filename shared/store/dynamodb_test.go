@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,6 +53,57 @@ func TestIntegrationCreateTable(t *testing.T) {
 	if d := ttl.TimeToLiveDescription; d == nil || aws.ToString(d.AttributeName) != "ttl" || d.TimeToLiveStatus != types.TimeToLiveStatusEnabled {
 		t.Errorf("TTL = %+v, want enabled on ttl", d)
 	}
+	checkIndexes(t, tbl)
+}
+
+// A table made before the indexes existed (hash key id only) gets them on the next start.
+func TestIntegrationCreateTableAddsIndexes(t *testing.T) {
+	t.Parallel()
+	client := awstest.DynamoDB(t)
+	table := awstest.Name(t)
+	dropTable(t, client, table)
+	_, err := client.CreateTable(context.Background(), &dynamodb.CreateTableInput{
+		TableName:            aws.String(table),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateTable(context.Background(), client, table); err != nil {
+		t.Fatalf("CreateTable on a table without indexes: %v", err)
+	}
+	desc, err := client.DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkIndexes(t, desc.Table)
+}
+
+// checkIndexes checks the table has gsi1 (gsi1pk, gsi1sk) and gsi2 (gsi2pk, gsi2sk), active,
+// projecting every attribute.
+func checkIndexes(t *testing.T, tbl *types.TableDescription) {
+	t.Helper()
+	got := map[string]string{}
+	for _, ix := range tbl.GlobalSecondaryIndexes {
+		var keys []string
+		for _, k := range ix.KeySchema {
+			keys = append(keys, aws.ToString(k.AttributeName)+":"+string(k.KeyType))
+		}
+		proj := types.ProjectionType("")
+		if ix.Projection != nil {
+			proj = ix.Projection.ProjectionType
+		}
+		got[aws.ToString(ix.IndexName)] = strings.Join(keys, ",") + " " + string(proj) + " " + string(ix.IndexStatus)
+	}
+	want := map[string]string{
+		"gsi1": "gsi1pk:HASH,gsi1sk:RANGE ALL ACTIVE",
+		"gsi2": "gsi2pk:HASH,gsi2sk:RANGE ALL ACTIVE",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("indexes = %v, want %v", got, want)
+	}
 }
 
 // dropTable deletes table when the test ends, so the shared emulator does not fill up.
@@ -60,4 +113,11 @@ func dropTable(t *testing.T, client *dynamodb.Client, table string) {
 			t.Logf("delete table %s: %v", table, err)
 		}
 	})
+}
+
+func TestIntegrationDynamoDBEndpointsConformance(t *testing.T) {
+	t.Parallel()
+	client := awstest.DynamoDB(t)
+	table := awstest.Table(t, client)
+	storetest.RunEndpoints(t, func(*testing.T) store.Endpoints { return store.NewDynamoDBEndpoints(client, table) })
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/local/awstest"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/store"
@@ -81,6 +82,35 @@ func TestIntegrationLostAnswers(t *testing.T) {
 		got, err := s.MarkReplayed(ctx, rec.ID, rec.CreateToken, now)
 		if err != nil || !got.Replayed || l.Lost() != 1 {
 			t.Fatalf("MarkReplayed whose answer was lost = %+v, %v (lost %d), want marked", got, err, l.Lost())
+		}
+	})
+	t.Run("Endpoints", func(t *testing.T) {
+		t.Parallel()
+		// Create, update and delete, each with its first answer lost: the SDK's retry meets the
+		// state the first request made, and the store reads it as done.
+		// PutItem call 1 is the create, 2 its retry, 3 the update, 4 its retry.
+		l := awstest.NewLossyHTTP(t, func(op string, n int) bool {
+			return op == "PutItem" && (n == 1 || n == 3) || op == "DeleteItem" && n == 1
+		})
+		s := store.NewDynamoDBEndpoints(awstest.LossyDynamoDB(t, l), table)
+		rec := endpoint.Record{Endpoint: endpoint.Endpoint{ID: endpoint.NewID(now), URL: "https://h.example.com", CreatedAt: now, UpdatedAt: now}, Secret: "v1:s"}
+		created, err := s.CreateEndpoint(ctx, rec)
+		if err != nil || created.Version != 1 {
+			t.Fatalf("create whose answer was lost = version %d, %v; want 1, nil", created.Version, err)
+		}
+		created.Description = "changed"
+		updated, err := s.UpdateEndpoint(ctx, created)
+		if err != nil || updated.Version != 2 || updated.Description != "changed" {
+			t.Fatalf("update whose answer was lost = %+v, %v; want version 2", updated, err)
+		}
+		if err := s.DeleteEndpoint(ctx, rec.ID, updated.Version); err != nil {
+			t.Fatalf("delete whose answer was lost: %v, want nil", err)
+		}
+		if calls := l.Calls("PutItem") + l.Calls("DeleteItem"); l.Lost() != 3 || calls != 6 {
+			t.Fatalf("lost %d answers in %d writes, want 3 in 6 (the SDK did not retry, or nothing was lost)", l.Lost(), calls)
+		}
+		if _, err := s.GetEndpoint(ctx, rec.ID); !errors.Is(err, store.ErrEndpointNotFound) {
+			t.Fatalf("GetEndpoint after delete: %v", err)
 		}
 	})
 	for _, status := range []message.Status{message.Retrying, message.Delivered} {

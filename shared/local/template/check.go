@@ -32,6 +32,14 @@ const (
 	RuleAPIPermission   Rule = "api-permission"    // API Gateway may invoke the function on every route
 )
 
+// requiredBy lists, per function, the variables it loads as required beyond every function's
+// (its main passes them to config.Load).
+var requiredBy = map[string][]string{"ApiFunction": config.APIRequired}
+
+// secretPlaceholder stands for a value resolved from a Secrets Manager secret at deploy (the
+// template generates 64 characters).
+var secretPlaceholder = strings.Repeat("s", 64)
+
 // Problem is one way the template breaks a rule.
 type Problem struct {
 	Rule     Rule
@@ -62,7 +70,7 @@ func (t *Template) Check(makefile string) []Problem {
 			add(RuleBuildTarget, f.LogicalID, "the Makefile has no build-%s target", f.LogicalID)
 		}
 		env := map[string]string{}
-		for _, name := range sortedKeys(f.Env, f.Refs) {
+		for _, name := range sortedKeys(f.Env, f.Refs, f.Secrets) {
 			// Lambda reserves AWS_* names for itself; none may be set by a template.
 			if !known[name] || strings.HasPrefix(name, "AWS_") {
 				add(RuleEnvKnown, f.LogicalID, "environment variable %s is not one the configuration loader reads", name)
@@ -71,9 +79,13 @@ func (t *Template) Check(makefile string) []Problem {
 			if res, ok := f.Refs[name]; ok {
 				env[name] = res // a resource's name or URL in AWS
 			}
+			if _, ok := f.Secrets[name]; ok {
+				env[name] = secretPlaceholder
+			}
 		}
-		// QUEUE_URL and TABLE_NAME are required in Lambda; a function without them fails at init.
-		c, err := config.Load(func(k string) string { return env[k] })
+		// QUEUE_URL and TABLE_NAME are required in Lambda, and what a function requires beyond
+		// them (the api's ENDPOINT_SECRETS_KEY); a function without them fails at init.
+		c, err := config.Load(func(k string) string { return env[k] }, requiredBy[f.LogicalID]...)
 		if err != nil {
 			add(RuleEnvValid, f.LogicalID, "its environment does not load: %v", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,7 +28,11 @@ type Function struct {
 	Env map[string]string
 	// Refs maps a variable to the logical id of the resource it refers to, for a local stack to
 	// fill in with the local resource (the queue URL, the table name).
-	Refs      map[string]string
+	Refs map[string]string
+	// Secrets maps a variable set from a Secrets Manager secret of the template (a dynamic
+	// reference, "{{resolve:secretsmanager:${Secret}}}", resolved by CloudFormation at deploy) to
+	// the secret's logical id, for a local stack to fill in with a local value.
+	Secrets   map[string]string
 	Timeout   time.Duration // Lambda's default, 3 s, when the template sets none
 	MemoryMB  int           // Lambda's default, 128, when the template sets none
 	LogFormat string        // LoggingConfig.LogFormat ("JSON" or "Text")
@@ -86,6 +91,12 @@ func Load(path string) (*Template, error) {
 // refPrefix marks a value that referred to a resource; no parameter default starts with it.
 const refPrefix = "\x00ref:"
 
+// secretPrefix marks a value resolved from a Secrets Manager secret of the template.
+const secretPrefix = "\x00secret:"
+
+// dynamicSecret matches a Fn::Sub that is a dynamic reference to a secret of the template.
+var dynamicSecret = regexp.MustCompile(`^\{\{resolve:secretsmanager:\$\{([0-9A-Za-z]+)\}\}\}$`)
+
 // processMu serialises goformation's YAML processing, which writes a package-level map of tag
 // resolvers on every call.
 var processMu sync.Mutex
@@ -97,6 +108,7 @@ func Parse(data []byte) (*Template, error) {
 		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
 			"Ref":        ref,
 			"Fn::GetAtt": getAtt,
+			"Fn::Sub":    sub,
 		},
 	})
 	processMu.Unlock()
@@ -113,11 +125,14 @@ func Parse(data []byte) (*Template, error) {
 	}
 	t := &Template{cf: cf}
 	for id, fn := range cf.GetAllServerlessFunctionResources() {
-		f := Function{LogicalID: id, Env: map[string]string{}, Refs: map[string]string{}, Timeout: 3 * time.Second, MemoryMB: 128, LogFormat: logFormats[id]}
+		f := Function{LogicalID: id, Env: map[string]string{}, Refs: map[string]string{}, Secrets: map[string]string{},
+			Timeout: 3 * time.Second, MemoryMB: 128, LogFormat: logFormats[id]}
 		if fn.Environment != nil {
 			for k, v := range fn.Environment.Variables {
 				if res, ok := strings.CutPrefix(v, refPrefix); ok {
 					f.Refs[k] = res
+				} else if secret, ok := strings.CutPrefix(v, secretPrefix); ok {
+					f.Secrets[k] = secret
 				} else {
 					f.Env[k] = v
 				}
@@ -205,6 +220,23 @@ func ref(name string, input, template any) any {
 		}
 	}
 	return nil
+}
+
+// sub resolves Fn::Sub as goformation does, except a dynamic reference to a secret of the
+// template, which becomes secretPrefix+id.
+func sub(name string, input, template any) any {
+	if s, ok := input.(string); ok {
+		if m := dynamicSecret.FindStringSubmatch(s); m != nil {
+			if tm, ok := template.(map[string]any); ok {
+				if res, ok := tm["Resources"].(map[string]any); ok {
+					if r, ok := res[m[1]].(map[string]any); ok && r["Type"] == "AWS::SecretsManager::Secret" {
+						return secretPrefix + m[1]
+					}
+				}
+			}
+		}
+	}
+	return intrinsics.FnSub(name, input, template)
 }
 
 // getAtt resolves Fn::GetAtt to refPrefix+"id.attribute".

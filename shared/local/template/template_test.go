@@ -1,10 +1,17 @@
 package template
 
 import (
+	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/pushfn/pushfn/shared/config"
+	"github.com/pushfn/pushfn/shared/store"
 )
 
 func readRepoFiles(t *testing.T) (template, makefile string) {
@@ -102,6 +109,8 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		{name: "receive count not the queue's", template: replace("MAX_RECEIVE_COUNT: !Ref MaxReceiveCount", `MAX_RECEIVE_COUNT: "25"`), want: RuleRedrive},
 		{name: "batch larger than one invocation starts", template: replace("    Default: 1000\n", "    Default: 2000\n"), want: RuleBatchStarts},
 		{name: "text logs", template: replace("LogFormat: JSON", "LogFormat: Text"), want: RuleJSONLogs},
+		{name: "api without the endpoint secrets key", template: replace("          ENDPOINT_SECRETS_KEY: !Sub \"{{resolve:secretsmanager:${EndpointSecretsKey}}}\"\n", ""), want: RuleEnvValid},
+		{name: "endpoint secrets key too short", template: replace(`!Sub "{{resolve:secretsmanager:${EndpointSecretsKey}}}"`, `"short"`), want: RuleEnvValid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,4 +142,58 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 
 func replace(old, new string) func(string) string {
 	return func(s string) string { return strings.Replace(s, old, new, 1) }
+}
+
+// The template deploys what the endpoint routes need: the table's two indexes with the keys the
+// store writes, the secret ENDPOINT_SECRETS_KEY comes from, Query on the indexes for the api
+// function, and a route for each endpoint route.
+func TestEndpointResources(t *testing.T) {
+	t.Parallel()
+	tm, err := Load("../../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, _ := tm.Function("ApiFunction")
+	if api.Secrets["ENDPOINT_SECRETS_KEY"] != "EndpointSecretsKey" {
+		t.Errorf("ApiFunction secrets %v, want ENDPOINT_SECRETS_KEY from EndpointSecretsKey", api.Secrets)
+	}
+	if _, ok := api.Env["ENDPOINT_SECRETS_KEY"]; ok {
+		t.Error("ENDPOINT_SECRETS_KEY is in Env; a secret belongs in Secrets only")
+	}
+	secret, ok := tm.cf.GetAllSecretsManagerSecretResources()["EndpointSecretsKey"]
+	if !ok || secret.GenerateSecretString == nil || secret.GenerateSecretString.PasswordLength == nil ||
+		*secret.GenerateSecretString.PasswordLength < config.MinEndpointSecretsKeyChars {
+		t.Errorf("EndpointSecretsKey = %+v, want a generated secret of at least %d characters", secret, config.MinEndpointSecretsKeyChars)
+	}
+	table := tm.cf.GetAllDynamoDBTableResources()["Table"]
+	got := map[string]string{}
+	for _, ix := range table.GlobalSecondaryIndexes {
+		var keys []string
+		for _, k := range ix.KeySchema {
+			keys = append(keys, k.AttributeName+":"+k.KeyType)
+		}
+		got[ix.IndexName] = strings.Join(keys, ",") + " " + aws.ToString(ix.Projection.ProjectionType)
+	}
+	want := map[string]string{}
+	for _, ix := range store.Indexes() {
+		want[ix.Name] = ix.PartitionKey + ":HASH," + ix.SortKey + ":RANGE ALL"
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("table indexes %v, want %v (as store.CreateTable makes them)", got, want)
+	}
+	fn := tm.cf.GetAllServerlessFunctionResources()["ApiFunction"]
+	doc, _ := json.Marshal(fn.Policies)
+	if !strings.Contains(string(doc), `"dynamodb:Query"`) || !strings.Contains(string(doc), `/index/*`) {
+		t.Errorf("ApiFunction's policies grant no dynamodb:Query on the indexes: %s", doc)
+	}
+	keys := map[string]bool{}
+	for _, r := range tm.cf.GetAllApiGatewayV2RouteResources() {
+		keys[r.RouteKey] = true
+	}
+	for _, k := range []string{"POST /v1/endpoints", "GET /v1/endpoints", "GET /v1/endpoints/{id}", "PATCH /v1/endpoints/{id}",
+		"DELETE /v1/endpoints/{id}", "GET /v1/endpoints/{id}/secret", "POST /v1/endpoints/{id}/secret/rotate"} {
+		if !keys[k] {
+			t.Errorf("no route %q", k)
+		}
+	}
 }

@@ -1,0 +1,29 @@
+package httpapi
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/pushfn/pushfn/shared/config"
+	"github.com/pushfn/pushfn/shared/endpoint"
+	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/store"
+)
+
+// FromConfig builds the api function's Handler from its configuration (loaded with
+// config.APIRequired) and AWS configuration: the ingest path, the endpoint store in the same
+// table, and the keyring of ENDPOINT_SECRETS_KEY.
+func FromConfig(cfg config.Config, awsCfg aws.Config, logger *slog.Logger) (*Handler, error) {
+	keyring, err := endpoint.NewKeyring(cfg.EndpointSecretsKey.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", config.EnvEndpointSecretsKey, err)
+	}
+	w := ingest.FromConfig(cfg, awsCfg, logger)
+	return &Handler{
+		Enqueuer: w.Enqueuer, Records: w.Records, Rules: w.Rules, Logger: logger, Keyring: keyring,
+		Endpoints: store.NewDynamoDBEndpoints(dynamodb.NewFromConfig(awsCfg), cfg.TableName),
+	}, nil
+}
