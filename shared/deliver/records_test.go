@@ -417,3 +417,38 @@ func TestHandleVisibilityManyRetries(t *testing.T) {
 		t.Errorf("%d visibility calls for 25 changes, want 3 to 25", b.queue.calls)
 	}
 }
+
+// A push is bounded by its own timeout, never past the item's deadline, and by nothing else: it
+// ends no later than the invocation allows, and the context it gets is never cancelled early.
+func TestHandlePushIsBoundedByItsTimeout(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, nil)
+	type seen struct {
+		timeout     time.Duration
+		hasDeadline bool
+		cancellable bool
+	}
+	got := make(chan seen, 1)
+	send := b.h.Sender
+	b.h.Sender = senderFunc(func(ctx context.Context, r push.Request) push.Result {
+		_, ok := ctx.Deadline()
+		got <- seen{r.Timeout, ok, ctx.Done() != nil}
+		return send.Send(ctx, r)
+	})
+	tg := newTarget(t, 200, nil, 0)
+	rec, id := b.record(t, tg.URL)
+	// 8 s left: the 5 s request timeout, the 1 s store budget and the margin fit once.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	if _, err := b.h.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{rec}}); err != nil {
+		t.Fatal(err)
+	}
+	s := <-got
+	if s.timeout <= 0 || s.timeout > b.h.Config.RequestTimeout || s.hasDeadline || s.cancellable {
+		t.Errorf("push got timeout %s (request timeout %s), a deadline %v, cancellable %v; want a timeout within the request timeout and a context that ends only with it",
+			s.timeout, b.h.Config.RequestTimeout, s.hasDeadline, s.cancellable)
+	}
+	if status, _ := b.status(t, id); status != message.Delivered {
+		t.Errorf("record %s, want delivered", status)
+	}
+}

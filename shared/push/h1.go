@@ -323,13 +323,16 @@ func (c *h1) exchange(ctx context.Context, h *h1Host, conn *h1Conn, req *fasthtt
 		return reply{err: err}, false
 	}
 	// A push ends when ctx does, deadline or not: its I/O fails at once. A connection whose
-	// deadline ctx's end may have moved is not kept.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(longAgo) })
-	defer func() {
-		if !stop() {
-			keep = false
-		}
-	}()
+	// deadline ctx's end may have moved is not kept. A context that is never cancelled needs
+	// no watch.
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(longAgo) })
+		defer func() {
+			if !stop() {
+				keep = false
+			}
+		}()
+	}
 
 	bw := h.hc.AcquireWriter(conn)
 	werr := req.Write(bw)
