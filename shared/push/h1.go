@@ -25,12 +25,11 @@ import (
 // net/http instead (see Client).
 //
 // Why two clients: on the delivery benchmark (10,000 pushes of 1 KiB to a loopback receiver,
-// `make bench`, 2026-12-02) net/http's transport alone reached 0.86 x wrk at 50 ms and
-// 1,000 connections and 0.40 x at 0 ms and 100 connections, for 123 MiB peak RSS, with 55.6 and
-// 39.7 us of CPU per push; this path, in the first build of it, 0.91 x and 0.48 x, 100.6 MiB,
-// 37.8 and 20.2 us (the README has the current figures). The
-// difference is net/http's two goroutines per connection, and its request writing and response
-// parsing.
+// `make bench`, 2026-12-02) net/http's transport alone reached 0.86 x wrk at 50 ms and 1,000
+// connections and 0.40 x at 0 ms and 100 connections, 123 MiB peak RSS, 55.6 and 39.7 us of CPU
+// per push; the first build of this path reached 0.91 x and 0.48 x, 100.6 MiB, 37.8 and 20.2 us
+// (the README has the current figures). The difference is net/http's two goroutines per
+// connection, and its request writing and response parsing.
 
 // maxH1Body is the largest body sent through the HTTP/1.1 path. The request is written whole
 // before its answer is read; a body this small fits in the socket buffers of both ends, so a
