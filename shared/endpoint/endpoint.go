@@ -14,7 +14,7 @@ import (
 )
 
 // idPrefix starts every endpoint id; the rest follows the message id scheme (time-ordered).
-const idPrefix = "ep_"
+const idPrefix = message.EndpointIDPrefix
 
 // NewID returns a new endpoint id: "ep_" and 26 characters that sort by creation time.
 func NewID(now time.Time) string { return message.NewPrefixedID(idPrefix, now) }
