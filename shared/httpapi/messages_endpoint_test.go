@@ -53,7 +53,7 @@ func TestMessageToEndpoint(t *testing.T) {
 	if r := b.do(t, "POST", "/v1/messages", `{"endpoint_id": "`+ep.ID+`", "payload": {"a": 1}}`, "Idempotency-Key", "k-1"); r.status != http.StatusOK {
 		t.Errorf("replay: %d %s", r.status, r.body)
 	}
-	batch := `{"messages": [` + strings.Repeat(`{"endpoint_id": "`+ep.ID+`", "payload": 1},`, 9) + `{"endpoint_id": "`+ep.ID+`", "payload": 2}]}`
+	batch := `{"messages": [` + strings.Repeat(`{"endpoint_id": "`+ep.ID+`", "payload": 1},`, 9) + `{"endpoint_id": "` + ep.ID + `", "payload": 2}]}`
 	if r := b.do(t, "POST", "/v1/messages/batch", batch); r.status != http.StatusAccepted {
 		t.Errorf("batch: %d %s", r.status, r.body)
 	}
