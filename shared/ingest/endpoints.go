@@ -46,6 +46,7 @@ type MissingEndpointsError struct {
 	Problems []message.Problem
 }
 
+// Error names every message naming a missing endpoint.
 func (e *MissingEndpointsError) Error() string {
 	parts := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
