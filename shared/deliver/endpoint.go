@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -35,7 +37,7 @@ var _ EndpointReader = store.Endpoints(nil)
 type Endpoint struct {
 	URL      string
 	Parsed   *url.URL
-	Host     string // the per-host limit's key, as for a target
+	Host     string // the per-host limit's key and the logs' target_host, as for a target
 	Headers  map[string]string
 	Disabled bool
 	// Refused says why the URL or headers break the target rules as they are now (they are
@@ -52,8 +54,14 @@ type signingKey struct {
 	until time.Time
 }
 
-// String hides the endpoint's keys.
+// String shows the endpoint's URL, never its keys.
 func (e Endpoint) String() string { return "deliver.Endpoint{" + e.URL + "}" }
+
+// Format hides the endpoint's keys from every fmt verb, %#v and %+v included.
+func (e Endpoint) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, e.String()) }
+
+// LogValue hides the endpoint's keys from slog.
+func (e Endpoint) LogValue() slog.Value { return slog.StringValue(e.String()) }
 
 // Keys returns the keys that sign a push at now: the current secret's, then those of the
 // rotated-out secrets whose overlap has not ended, newest first. They are filtered here, at
@@ -98,7 +106,9 @@ func resolve(rec endpoint.Record, keyring *endpoint.Keyring, rules message.Rules
 		problems = append(problems, p.String())
 	}
 	if u, err := url.Parse(rec.URL); err == nil && len(problems) == 0 {
-		e.Parsed = u
+		// The per-host key as a target's (host and port), so a host's pushes share one limit
+		// whether they name it or its endpoints do.
+		e.Parsed, e.Host = u, strings.ToLower(u.Host)
 	} else if len(problems) == 0 {
 		problems = append(problems, "url does not parse")
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -340,6 +342,29 @@ func TestDeliverReadsAnEndpointOncePerTTL(t *testing.T) {
 	for _, id := range ids {
 		if hs, _ := rc.got(id); len(hs) != 1 || b.record(t, id).Status != message.Delivered {
 			t.Fatalf("message %s: %d pushes, %s", id, len(hs), b.record(t, id).Status)
+		}
+	}
+}
+
+func TestEndpointNeverShowsItsKeys(t *testing.T) {
+	t.Parallel()
+	kr, err := endpoint.NewKeyring(strings.Repeat("x", 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := endpoint.ParseSecret("whsec_jwK4rvqrr0UMy0p8eWGdsFvqwTgUpF1cuBc27bzLp5U=")
+	rec := endpoint.Record{Endpoint: endpoint.Endpoint{ID: endpoint.NewID(time.Now()), URL: "https://hooks.example.com:8443/x"}}
+	rec.Secret = kr.Seal(rec.ID, secret)
+	e, err := resolve(rec, kr, message.Rules{})
+	if err != nil || e.Host != "hooks.example.com:8443" || len(e.Keys(time.Now())) != 1 || string(e.Keys(time.Now())[0]) != string(secret.Key()) {
+		t.Fatalf("resolve = %v (host %q), %v", e, e.Host, err)
+	}
+	var logged strings.Builder
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "endpoint", e)
+	raw := string(secret.Key())
+	for _, text := range []string{fmt.Sprintf("%v %+v %#v %s", e, e, e, e), logged.String()} {
+		if strings.Contains(text, raw) || strings.Contains(text, fmt.Sprint(secret.Key())) || !strings.Contains(text, "hooks.example.com") {
+			t.Errorf("an endpoint shows as %q", text)
 		}
 	}
 }
