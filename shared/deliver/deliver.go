@@ -141,7 +141,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		j.msg = &ev.Records[i]
 		h.parse(j)
 		if j.bad == nil && j.env.EndpointID != "" {
-			h.resolve(ctx, j)
+			h.findEndpoint(ctx, j)
 		}
 		if j.bad == nil {
 			// A copy with another fingerprint is another message's (or a stale) copy: it does

@@ -130,9 +130,9 @@ func resolve(rec endpoint.Record, keyring *endpoint.Keyring, rules message.Rules
 	return e, nil
 }
 
-// resolve finds the endpoint of j's message, before j is scheduled: its URL's host is the key of
+// findEndpoint finds the endpoint of j's message, before j is scheduled: its URL's host is the key of
 // the per-host limit. The read has the store budget; a failure is kept in j for deliver.
-func (h *Handler) resolve(inv context.Context, j *job) {
+func (h *Handler) findEndpoint(inv context.Context, j *job) {
 	id := j.env.EndpointID
 	if h.Endpoints == nil {
 		j.epErr = errors.New("no endpoint store configured")
