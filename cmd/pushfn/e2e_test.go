@@ -415,6 +415,11 @@ func TestIntegrationE2E(t *testing.T) {
 		testReadmeEndpoints(t, s)
 	})
 
+	t.Run("README Sending to an endpoint: signed with its secret, then disabled", func(t *testing.T) {
+		t.Parallel()
+		testSendingToEndpoint(t, s)
+	})
+
 	t.Run("endpoints: a second pushfn run reads the secrets the first stored", func(t *testing.T) {
 		t.Parallel()
 		testEndpointSecretsSurviveRestart(t, s)
@@ -519,8 +524,14 @@ type receiverProcess struct {
 
 func startReceiver(t *testing.T, ctx context.Context, s *e2eStack) *receiverProcess {
 	t.Helper()
+	return startReceiverWith(t, ctx, s, "whsec_"+base64.StdEncoding.EncodeToString(s.key))
+}
+
+// startReceiverWith starts a `pushfn receiver` that checks signatures with secret.
+func startReceiverWith(t *testing.T, ctx context.Context, s *e2eStack, secret string) *receiverProcess {
+	t.Helper()
 	rp := &receiverProcess{}
-	cmd := exec.CommandContext(ctx, s.bin, "receiver", "--addr", "127.0.0.1:0", "--secret", "whsec_"+base64.StdEncoding.EncodeToString(s.key))
+	cmd := exec.CommandContext(ctx, s.bin, "receiver", "--addr", "127.0.0.1:0", "--secret", secret)
 	cmd.Stdout = &rp.out
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second

@@ -155,7 +155,7 @@ func runEndpointExamples(t *testing.T, ctx context.Context, readme, api string) 
 	t.Helper()
 	ep, example, ran := "", "", 0
 	for _, c := range readmeCommands(readme) {
-		if c.section != "Endpoints" {
+		if c.section != "Endpoints" || c.sub == sendingSection {
 			continue
 		}
 		head := c.head()
@@ -236,5 +236,136 @@ func testEndpointSecretsSurviveRestart(t *testing.T, s *e2eStack) {
 	var secret endpointView
 	if code := again.do(t, ctx, http.MethodGet, "/v1/endpoints/"+e.ID+"/secret", nil, &secret); code != http.StatusOK || secret.Key != e.Secret {
 		t.Fatalf("the secret through a second pushfn run: %d, same %v; want 200 and the created secret", code, secret.Key == e.Secret)
+	}
+}
+
+// sendingSection is the README's subsection on messages to an endpoint, which
+// testSendingToEndpoint runs.
+const sendingSection = "Sending to an endpoint"
+
+// readmeMessageID is a message id the README shows; the test puts the real one in its place.
+var readmeMessageID = regexp.MustCompile(`msg_[0-9a-z]{26}`)
+
+// testSendingToEndpoint runs the README's "Sending to an endpoint" commands in order against the
+// stack: a `pushfn receiver` with the README's secret, an endpoint registered with that secret
+// at the receiver's address, a message to it (the receiver checks the endpoint's signature, GET
+// shows it delivered with its endpoint_id), the endpoint disabled and a second message (it ends
+// failed, endpoint_disabled, with no attempt and no push), and a message to an endpoint that
+// does not exist (422, nothing written). Each answer is checked against what the README shows.
+func testSendingToEndpoint(t *testing.T, s *e2eStack) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	doc, err := os.ReadFile(filepath.Join(s.root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recv *receiverProcess
+	ep := ""
+	// The README's example ids, mapped to the ones the stack answered.
+	ids := map[string]string{}
+	local := func(text string) string {
+		for example, real := range ids {
+			text = strings.ReplaceAll(text, example, real)
+		}
+		if recv != nil {
+			text = strings.ReplaceAll(text, "http://127.0.0.1:9000", recv.url)
+		}
+		return text
+	}
+	var sent []string // the messages the README sends, in order
+	ran := 0
+	for _, c := range readmeCommands(string(doc)) {
+		if c.section != "Endpoints" || c.sub != sendingSection {
+			continue
+		}
+		head := c.head()
+		if rest, ok := strings.CutPrefix(head, "go run ./cmd/pushfn receiver --secret "); ok {
+			recv = startReceiverWith(t, ctx, s, strings.TrimSpace(rest))
+			continue
+		}
+		if v, ok := strings.CutPrefix(head, "EP="); ok {
+			if ids[v] == "" || ids[v] != ep {
+				t.Errorf("README sets EP=%s, not the id its create answered", v)
+			}
+			continue
+		}
+		if recv == nil || c.doc == "" {
+			t.Fatalf("README command before its receiver started, or without a documented answer: %s", c.text)
+		}
+		ran++
+		want := parseAnswer(local(c.doc))
+		read := !strings.Contains(c.text, " -d ") && !strings.Contains(c.text, " -X ")
+		for {
+			cmd := exec.CommandContext(ctx, "sh", "-c", local(c.text))
+			cmd.Env = append(os.Environ(), "API="+s.api, "EP="+ep)
+			out, err := cmd.Output()
+			got := parseAnswer(string(out))
+			problems := mismatches(c.text, want, got)
+			if err != nil {
+				problems = append(problems, err.Error())
+			}
+			var wantFields, gotFields map[string]json.RawMessage
+			if json.Unmarshal([]byte(want.body), &wantFields) != nil || json.Unmarshal([]byte(got.body), &gotFields) != nil {
+				problems = append(problems, "the README's answer or the stack's is not a JSON object")
+			}
+			for k := range wantFields {
+				if _, ok := gotFields[k]; !ok {
+					problems = append(problems, "no field "+k+", which the README shows")
+				}
+			}
+			// A read documented with a final status is repeated until the message gets there.
+			if gotStatus := first(statusFld, got.body); read && len(problems) > 0 && gotStatus != "" && !final(gotStatus) && ctx.Err() == nil {
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			if len(problems) > 0 {
+				t.Fatalf("README command:\n%s\nanswered:\n%s\n%s", c.text, out, strings.Join(problems, "\n"))
+			}
+			var answer struct {
+				ID          string `json:"id"`
+				Attempts    int    `json:"attempts"`
+				EndpointID  string `json:"endpoint_id"`
+				LastAttempt *struct {
+					Error string `json:"error"`
+				} `json:"last_attempt"`
+			}
+			_ = json.Unmarshal([]byte(got.body), &answer)
+			switch {
+			case strings.Contains(c.text, "/v1/endpoints\"") && ep == "":
+				ep = answer.ID
+				if example := readmeEndpointID.FindString(c.doc); example != "" {
+					ids[example] = ep
+				}
+			case strings.Contains(c.text, "/v1/messages\"") && answer.ID != "":
+				sent = append(sent, answer.ID)
+				if example := readmeMessageID.FindString(c.doc); example != "" {
+					ids[example] = answer.ID
+				}
+			case read:
+				if answer.EndpointID != ep {
+					t.Errorf("GET %s shows endpoint_id %q, want %s", answer.ID, answer.EndpointID, ep)
+				}
+				if wantErr := first(regexp.MustCompile(`"error":"([a-z_]+)"`), c.doc); wantErr != "" &&
+					(answer.Attempts != 0 || answer.LastAttempt == nil || answer.LastAttempt.Error != wantErr) {
+					t.Errorf("GET %s: %s, want no attempt and last_attempt.error %s", answer.ID, got.body, wantErr)
+				}
+			}
+			break
+		}
+	}
+	if ran < 6 || len(sent) != 2 || recv == nil {
+		t.Fatalf("ran %d commands of %q, sent %v; the parser lost some", ran, sendingSection, sent)
+	}
+	// The first message arrived once, signed with the endpoint's secret; the second never did.
+	if !recv.await(ctx, "push id="+sent[0]+" ") {
+		t.Fatalf("the receiver printed %q, not the first message", recv.output())
+	}
+	out := recv.output()
+	// As the README shows it: the payload's 36 bytes as sent, the signature checked.
+	if !strings.Contains(out, "push id="+sent[0]+" size=36 signature=ok") || strings.Count(out, sent[0]) != 1 {
+		t.Errorf("the receiver printed %q, want %s once, 36 bytes, signature=ok", out, sent[0])
+	}
+	if strings.Contains(out, sent[1]) {
+		t.Errorf("the receiver got %s, sent to the disabled endpoint", sent[1])
 	}
 }

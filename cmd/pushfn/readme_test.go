@@ -21,6 +21,7 @@ import (
 // right after it.
 type readmeCommand struct {
 	section string // the "## " heading above it
+	sub     string // the "### " heading above it within its section, if any
 	text    string // the command as the shell reads it, continuation lines included
 	doc     string // the "# " lines after it, or the fenced block right after its block
 }
@@ -52,11 +53,15 @@ func readReadme(t *testing.T) string {
 func readmeCommands(doc string) []readmeCommand {
 	var cmds []readmeCommand
 	lines := strings.Split(doc, "\n")
-	section := ""
+	section, sub := "", ""
 	for i := 0; i < len(lines); i++ {
 		line := lines[i]
 		if h, ok := strings.CutPrefix(line, "## "); ok {
-			section = strings.TrimSpace(h)
+			section, sub = strings.TrimSpace(h), ""
+			continue
+		}
+		if h, ok := strings.CutPrefix(line, "### "); ok {
+			sub = strings.TrimSpace(h)
 			continue
 		}
 		if !strings.HasPrefix(line, "```") {
@@ -69,7 +74,7 @@ func readmeCommands(doc string) []readmeCommand {
 		}
 		found := splitShell(block)
 		for j := range found {
-			found[j].section = section
+			found[j].section, found[j].sub = section, sub
 		}
 		// A command documented by neither comments nor a block after it has no documented output.
 		if n := len(found); n > 0 && found[n-1].doc == "" {
@@ -239,6 +244,7 @@ var readmeRunners = []readmeRunner{
 	{prefix: "head -c 400000 /dev/zero", section: "HTTP API", by: "TestIntegrationE2E", why: "the HTTP API subtest runs every command of its section"},
 	{prefix: "EP=ep_06h3230102tq4gpdzyxsvjwpec", section: "Endpoints", by: "TestIntegrationE2E", why: "the README Endpoints subtest sets EP to the endpoint its create made"},
 	{prefix: "curl", section: "Endpoints", by: "TestIntegrationE2E", why: "the README Endpoints subtest runs every command of its section"},
+	{prefix: "EP=ep_06h3b2r4m2tq4gpdzyxsvjwq01", section: "Endpoints", by: "TestIntegrationE2E", why: "the sending-to-an-endpoint subtest sets EP to the endpoint its create made"},
 	{prefix: "make invoke FN=RelayFunction EVENT=events/eventbridge.json", by: "TestIntegrationMakeInvoke", recipe: "$(GO) run ./cmd/pushfn invoke $(FN) -e $(EVENT)"},
 	{prefix: "make test", by: "CI", why: ".ci/run runs make test", recipe: "dev/test.sh"},
 	{prefix: "make emulators-up", by: "TestIntegrationReadmeEmulators", recipe: "$(GO) run ./cmd/pushfn emulators up"},

@@ -11,35 +11,28 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/deliver"
 	"github.com/pushfn/pushfn/shared/logging"
 	"github.com/pushfn/pushfn/shared/push"
-	"github.com/pushfn/pushfn/shared/store"
 )
 
 var version = "dev" // set with -ldflags "-X main.version=..."
 
 func main() {
 	deliver.TuneGC(os.Getenv)
-	cfg, err := config.Load(os.Getenv)
+	cfg, err := config.Load(os.Getenv, config.DeliverRequired...)
 	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
 	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
 	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
-	if err = errors.Join(err, awsErr); err != nil {
-		logger.Error("start", "error", err.Error())
-		os.Exit(1)
-	}
 	push.ReserveFDs(cfg.MaxConcurrency + push.FDMargin) // one connection per delivery in flight
 	sender := push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, MaxIdleConns: cfg.MaxConcurrency,
 		AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version})
-	h := &deliver.Handler{
-		Store:  store.NewDynamoDB(dynamodb.NewFromConfig(aws), cfg.TableName, cfg.RecordTTL),
-		Sender: sender,
-		Queue:  sqs.NewFromConfig(aws), QueueURL: cfg.QueueURL, Config: cfg, Log: logger,
+	h, hErr := deliver.FromConfig(cfg, aws, sender, logger)
+	if err = errors.Join(err, awsErr, hErr); err != nil {
+		logger.Error("start", "error", err.Error())
+		os.Exit(1)
 	}
 	lambda.Start(h.Handle)
 }

@@ -40,7 +40,8 @@ type Config struct {
 	MaxReceiveCount int
 	// EndpointSecretsKey is the key endpoint secrets are encrypted at rest with
 	// (ENDPOINT_SECRETS_KEY, at least MinEndpointSecretsKeyChars characters). Empty when unset;
-	// the api function requires it (see APIRequired).
+	// the api and deliver functions require it (see APIRequired, DeliverRequired); the relay
+	// never decrypts a secret and does without.
 	EndpointSecretsKey Secret
 }
 
@@ -77,6 +78,10 @@ const EnvEndpointSecretsKey = "ENDPOINT_SECRETS_KEY"
 // APIRequired lists the variables the api function needs beyond those every function needs:
 // pass it to Load there.
 var APIRequired = []string{EnvEndpointSecretsKey}
+
+// DeliverRequired lists the variables the deliver function needs beyond those every function
+// needs (it decrypts the secrets that sign pushes to endpoints): pass it to Load there.
+var DeliverRequired = []string{EnvEndpointSecretsKey}
 
 // DeliverReserve is the time the deliver function keeps around every send within an invocation:
 // the claim's budget before it and the margin before the deadline (deliver's DefaultStoreBudget

@@ -157,15 +157,17 @@ func TestNamesCoversEveryVariable(t *testing.T) {
 }
 
 // ENDPOINT_SECRETS_KEY is optional for every function but required where Load is told so (the
-// api function); its value never shows in an error or a printed Config.
+// api and deliver functions); its value never shows in an error or a printed Config.
 func TestEndpointSecretsKey(t *testing.T) {
 	t.Parallel()
 	if c, err := Load(env(base())); err != nil || c.EndpointSecretsKey != "" {
 		t.Fatalf("without the key and not required: %v, %q", err, c.EndpointSecretsKey.Reveal())
 	}
-	_, err := Load(env(base()), APIRequired...)
-	if err == nil || !strings.Contains(err.Error(), "ENDPOINT_SECRETS_KEY is required") {
-		t.Fatalf("without the key, required: %v; want an error naming ENDPOINT_SECRETS_KEY", err)
+	for name, required := range map[string][]string{"api": APIRequired, "deliver": DeliverRequired} {
+		_, err := Load(env(base()), required...)
+		if err == nil || !strings.Contains(err.Error(), "ENDPOINT_SECRETS_KEY is required") {
+			t.Fatalf("%s function without the key: %v; want an error naming ENDPOINT_SECRETS_KEY", name, err)
+		}
 	}
 	key := "a-key-of-thirty-two-characters-at-least-" + "hunter2"
 	m := base()

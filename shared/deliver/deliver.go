@@ -76,12 +76,15 @@ const noDeadlineBudget = time.Minute
 // Handler delivers batches of SQS records. Its fields are set once, before the first call, and
 // never changed; one Handler serves concurrent invocations.
 type Handler struct {
-	Store    store.Store
-	Sender   Sender
-	Queue    Queue  // nil: no visibility changes are made (benchmarks)
-	QueueURL string // the queue the records come from
-	Config   config.Config
-	Log      *slog.Logger // nil: no logs
+	Store  store.Store
+	Sender Sender
+	// Endpoints finds the endpoints of messages sent to one by id; nil hands such messages back
+	// as if the endpoint store could not be read.
+	Endpoints Endpoints
+	Queue     Queue  // nil: no visibility changes are made (benchmarks)
+	QueueURL  string // the queue the records come from
+	Config    config.Config
+	Log       *slog.Logger // nil: no logs
 
 	// StoreBudget is the time allowed for the claim of one record, on top of the request
 	// timeout; 0 means DefaultStoreBudget. The result write has a budget of its own: it is
@@ -111,7 +114,10 @@ type job struct {
 	host string
 	url  *url.URL
 	bad  error // why the record is malformed
-	dup  bool  // an earlier record of the batch carries the same message
+	// ep is the endpoint a message to an endpoint goes to, or epErr why it could not be had.
+	ep    *Endpoint
+	epErr error
+	dup   bool // an earlier record of the batch carries the same message
 	// deadLetter: this is the copy's last receive and its message is recorded failed
 	// (dead-lettered); handed back, the copy goes to the dead-letter queue, to be redriven.
 	deadLetter bool
@@ -134,6 +140,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		j := &jobs[i]
 		j.msg = &ev.Records[i]
 		h.parse(j)
+		if j.bad == nil && j.env.EndpointID != "" {
+			h.findEndpoint(ctx, j)
+		}
 		if j.bad == nil {
 			// A copy with another fingerprint is another message's (or a stale) copy: it does
 			// not stand in for this one.
@@ -220,6 +229,17 @@ func (h *Handler) parse(j *job) {
 		j.bad = errors.New("no valid message id")
 		return
 	}
+	if j.env.EndpointID != "" {
+		switch {
+		case j.env.Target.URL != "" || j.env.Target.Headers != nil:
+			j.bad = errors.New("both a target and an endpoint id")
+		case !message.ValidEndpointID(j.env.EndpointID):
+			j.bad = errors.New("endpoint id is not one pushfn issues")
+		case len(j.env.Payload) == 0 || string(j.env.Payload) == "null":
+			j.bad = errors.New("no payload")
+		}
+		return
+	}
 	u, err := url.Parse(j.env.Target.URL)
 	switch {
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
@@ -250,6 +270,10 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 	if exp := j.env.ExpiresAt; exp != nil && !now.Before(*exp) {
 		log.InfoContext(ctx, "delivery", "message_id", id, "target_host", j.host, "status", message.Expired)
 		h.finishUnclaimed(ctx, j, store.Outcome{Now: now, Status: message.Expired, Fingerprint: j.env.Fingerprint})
+		return
+	}
+
+	if j.env.EndpointID != "" && !h.endpointOpen(ctx, j, now) {
 		return
 	}
 
@@ -303,8 +327,12 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
 	}
-	res := h.Sender.Send(context.WithoutCancel(ctx), push.Request{ID: id, URL: j.env.Target.URL, Parsed: j.url, Headers: j.env.Target.Headers, Body: j.env.Payload, Now: now,
-		Timeout: timeout})
+	req := push.Request{ID: id, URL: j.env.Target.URL, Parsed: j.url, Headers: j.env.Target.Headers, Body: j.env.Payload, Now: now,
+		Timeout: timeout}
+	if ep := j.ep; ep != nil {
+		req.URL, req.Headers, req.Keys = ep.URL, ep.Headers, ep.Keys(now)
+	}
+	res := h.Sender.Send(context.WithoutCancel(ctx), req)
 
 	attempt := &message.Attempt{At: now, StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds()}
 	if res.Err != nil {
@@ -393,7 +421,7 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 	a := o.Attempt
 	// LogAttrs checks the level before anything is built: this line runs once per push.
 	log.LogAttrs(ctx, slog.LevelInfo, "delivery", slog.String("message_id", j.env.ID), slog.String("target_host", j.host),
-		slog.Int("attempt", attempts), slog.String("status", string(o.Status)), slog.Int("status_code", a.StatusCode),
+		slog.String("endpoint_id", j.env.EndpointID), slog.Int("attempt", attempts), slog.String("status", string(o.Status)), slog.Int("status_code", a.StatusCode),
 		slog.Int64("duration_ms", a.DurationMS), slog.String("error", a.Error))
 }
 

@@ -38,7 +38,7 @@ func decodeEnvelope(body string) (message.Envelope, error) {
 func fastEnvelope(body string) (message.Envelope, error) {
 	var env message.Envelope
 	d := scanner{s: body}
-	var seenID, seenTarget, seenPayload, seenExpires, seenFingerprint bool
+	var seenID, seenTarget, seenEndpoint, seenPayload, seenExpires, seenFingerprint bool
 	err := d.object(func(key string) error {
 		var err error
 		switch {
@@ -48,6 +48,9 @@ func fastEnvelope(body string) (message.Envelope, error) {
 		case key == "fingerprint" && !seenFingerprint:
 			seenFingerprint = true
 			env.Fingerprint, err = d.str()
+		case key == "endpoint_id" && !seenEndpoint:
+			seenEndpoint = true
+			env.EndpointID, err = d.str()
 		case key == "target" && !seenTarget:
 			seenTarget = true
 			err = d.target(&env.Target)

@@ -38,6 +38,10 @@ var envelopeSeeds = []string{
 	`{"id":"x","payload":1,"fingerprint":"a","fingerprint":"b"}`,
 	`{"id":"x","payload":1,"Fingerprint":"folded"}`,
 	`{"id":"x","payload":1,"fingerprint":7}`,
+	`{"id":"msg_e","endpoint_id":"ep_06h3230102tq4gpdzyxsvjwpec","payload":{"a":1},"fingerprint":"f"}`,
+	`{"id":"x","endpoint_id":null,"payload":1}`,
+	`{"id":"x","endpoint_id":"a","endpoint_id":"b","payload":1}`,
+	`{"id":"x","endpoint_id":5,"payload":1}`,
 	`[]`, ``, `{`, `null`,
 }
 

@@ -2,9 +2,11 @@
 // headers, event-type filter, rate limit and signing secret, that messages are later sent to by
 // id or fanned out to by event type. It holds the endpoint's fields and their validation, the
 // strict decoding of the create and update bodies, event-type matching, and the secrets (their
-// generation, encryption at rest and rotation). Standard library and the message model only.
+// generation, encryption at rest and rotation), and the cache through which warm functions read
+// endpoints. Standard library and the message model only.
 //
-// Ships in the api function (and the deliver function, once deliveries go to endpoints).
+// Ships in all three functions: the api and relay check that endpoints exist, the deliver
+// function reads what it sends to them.
 package endpoint
 
 import (
@@ -14,7 +16,7 @@ import (
 )
 
 // idPrefix starts every endpoint id; the rest follows the message id scheme (time-ordered).
-const idPrefix = "ep_"
+const idPrefix = message.EndpointIDPrefix
 
 // NewID returns a new endpoint id: "ep_" and 26 characters that sort by creation time.
 func NewID(now time.Time) string { return message.NewPrefixedID(idPrefix, now) }

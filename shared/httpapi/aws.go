@@ -5,12 +5,10 @@ import (
 	"log/slog"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/ingest"
-	"github.com/pushfn/pushfn/shared/store"
 )
 
 // FromConfig builds the api function's Handler from its configuration (loaded with
@@ -24,6 +22,6 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, logger *slog.Logger) (*Han
 	w := ingest.FromConfig(cfg, awsCfg, logger)
 	return &Handler{
 		Enqueuer: w.Enqueuer, Records: w.Records, Rules: w.Rules, Logger: logger, Keyring: keyring,
-		Endpoints: store.NewDynamoDBEndpoints(dynamodb.NewFromConfig(awsCfg), cfg.TableName),
+		Endpoints: w.Endpoints,
 	}, nil
 }

@@ -134,6 +134,9 @@ func (h *Handler) postOne(ctx context.Context, req events.APIGatewayV2HTTPReques
 	if invalid != nil {
 		return reply(http.StatusBadRequest, ingest.InvalidBody(invalid), nil)
 	}
+	if resp, refused := h.checkEndpoints(ctx, []message.Message{m}, false); refused {
+		return resp
+	}
 
 	r := h.Enqueuer.Enqueue(ctx, []message.Message{m})[0]
 	headers := map[string]string{}
@@ -151,6 +154,10 @@ func (h *Handler) postOne(ctx context.Context, req events.APIGatewayV2HTTPReques
 	body2 := ingest.ErrorBody{Error: e}
 	switch e.Code {
 	case ingest.CodeKeyReused:
+		return reply(http.StatusUnprocessableEntity, body2, headers)
+	case ingest.CodeEndpointNotFound:
+		// Deleted between the check and the record: nothing was written.
+		delete(headers, "Location")
 		return reply(http.StatusUnprocessableEntity, body2, headers)
 	case ingest.CodeInProgress:
 		headers["Retry-After"] = strconv.Itoa(ingest.RetryAfterSeconds(r))
@@ -203,6 +210,9 @@ func (h *Handler) postBatch(ctx context.Context, req events.APIGatewayV2HTTPRequ
 	} else if err != nil {
 		return reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil)
 	}
+	if resp, refused := h.checkEndpoints(ctx, ms, true); refused {
+		return resp
+	}
 
 	rs := h.Enqueuer.Enqueue(ctx, ms)
 	failedN, unavailable, internal, replayed := 0, 0, 0, 0
@@ -237,6 +247,24 @@ func (h *Handler) postBatch(ctx context.Context, req events.APIGatewayV2HTTPRequ
 	return reply(http.StatusAccepted, ingest.ItemsOf(rs), headers)
 }
 
+// checkEndpoints refuses a request whose messages name an endpoint that does not exist (422,
+// nothing written or queued), or whose endpoints could not be read (503).
+func (h *Handler) checkEndpoints(ctx context.Context, ms []message.Message, batch bool) (events.APIGatewayV2HTTPResponse, bool) {
+	err := h.Enqueuer.CheckEndpoints(ctx, ms, batch)
+	var missing *ingest.MissingEndpointsError
+	switch {
+	case err == nil:
+		return events.APIGatewayV2HTTPResponse{}, false
+	case errors.As(err, &missing):
+		return reply(http.StatusUnprocessableEntity, ingest.MissingEndpointsBody(missing), nil), true
+	case errors.Is(err, ingest.ErrUnavailable):
+		return reply(http.StatusServiceUnavailable, ingest.ErrorBody{Error: ingest.Error{Code: ingest.CodeUnavailable, Message: "the endpoint could not be read; retry later (with the same idempotency key, if any)"}},
+			map[string]string{"Retry-After": "2"}), true
+	}
+	h.logger().ErrorContext(ctx, "check endpoints", "error", err)
+	return reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil), true
+}
+
 // View is the body of GET /v1/messages/{id}.
 type View struct {
 	ID          string           `json:"id"`
@@ -247,6 +275,7 @@ type View struct {
 	DeliveredAt *time.Time       `json:"delivered_at"`
 	ExpiresAt   *time.Time       `json:"expires_at,omitempty"`
 	TargetHost  string           `json:"target_host"`
+	EndpointID  string           `json:"endpoint_id,omitempty"` // for a message to an endpoint
 	LastAttempt *message.Attempt `json:"last_attempt"`
 }
 
@@ -259,6 +288,7 @@ func ViewOf(rec message.Record) View {
 		CreatedAt:   rec.CreatedAt.UTC(),
 		UpdatedAt:   rec.UpdatedAt.UTC(),
 		TargetHost:  rec.TargetHost,
+		EndpointID:  rec.EndpointID,
 		LastAttempt: rec.LastAttempt,
 	}
 	if !rec.DeliveredAt.IsZero() {

@@ -16,18 +16,23 @@ import (
 // Wiring is what a front door needs, built from the configuration and AWS clients: the
 // validation rules, the record store and the Enqueuer over them.
 type Wiring struct {
-	Rules    message.Rules
-	Records  *store.DynamoDB
-	Enqueuer *Enqueuer
+	Rules     message.Rules
+	Records   *store.DynamoDB
+	Endpoints *store.DynamoDBEndpoints
+	Enqueuer  *Enqueuer
 }
 
-// FromConfig wires the DynamoDB store and the SQS producer of cfg into an Enqueuer, as both the
-// api and the relay function run it.
+// FromConfig wires the DynamoDB stores and the SQS producer of cfg into an Enqueuer, as both the
+// api and the relay function run it; the Enqueuer finds endpoints through a cache of its own.
 func FromConfig(cfg config.Config, awsCfg aws.Config, logger *slog.Logger) Wiring {
-	records := store.NewDynamoDB(dynamodb.NewFromConfig(awsCfg), cfg.TableName, cfg.RecordTTL)
+	db := dynamodb.NewFromConfig(awsCfg)
+	records := store.NewDynamoDB(db, cfg.TableName, cfg.RecordTTL)
+	endpoints := store.NewDynamoDBEndpoints(db, cfg.TableName)
 	return Wiring{
-		Rules:    message.Rules{MaxPayloadBytes: cfg.MaxPayloadBytes, AllowHTTPTargets: cfg.AllowHTTPTargets, AllowPrivateTargets: cfg.AllowPrivateTargets},
-		Records:  records,
-		Enqueuer: &Enqueuer{Store: records, Producer: queue.NewProducer(sqs.NewFromConfig(awsCfg), cfg.QueueURL), Logger: logger},
+		Rules:     message.Rules{MaxPayloadBytes: cfg.MaxPayloadBytes, AllowHTTPTargets: cfg.AllowHTTPTargets, AllowPrivateTargets: cfg.AllowPrivateTargets},
+		Records:   records,
+		Endpoints: endpoints,
+		Enqueuer: &Enqueuer{Store: records, Producer: queue.NewProducer(sqs.NewFromConfig(awsCfg), cfg.QueueURL), Logger: logger,
+			Endpoints: NewEndpointCache(endpoints)},
 	}
 }

@@ -80,8 +80,11 @@ type Result struct {
 type Enqueuer struct {
 	Store    Store
 	Producer Producer
-	Logger   *slog.Logger     // nil means slog.Default()
-	Now      func() time.Time // nil means time.Now
+	// Endpoints finds the endpoints messages name; nil refuses messages to endpoints with an
+	// internal error.
+	Endpoints Endpoints
+	Logger    *slog.Logger     // nil means slog.Default()
+	Now       func() time.Time // nil means time.Now
 }
 
 // Retry-After suggestions.
@@ -223,18 +226,30 @@ func (e *Enqueuer) record(ctx context.Context, j *job, now time.Time) {
 	j.entry, j.fresh, j.token = nil, false, rand.Text()
 	res := j.res
 	m := j.msg
+	host, err := e.endpointHost(ctx, m)
+	if err != nil {
+		// CheckEndpoints found the endpoint a moment ago; it was deleted since, or its cached
+		// answer ran out and the store could not be read.
+		e.logger().WarnContext(ctx, "read endpoint", "message_id", res.ID, "endpoint_id", m.EndpointID, "error", err)
+		res.Err = fmt.Errorf("message %s: %w", res.ID, err)
+		if errors.Is(err, ErrUnavailable) {
+			res.RetryAfter = retryUnavailable
+		}
+		return
+	}
 	rec := message.Record{
 		ID:             res.ID,
 		Status:         message.Accepted,
 		Fingerprint:    j.fp,
 		IdempotencyKey: m.IdempotencyKey,
-		TargetHost:     message.TargetHost(m.Target.URL),
+		TargetHost:     host,
+		EndpointID:     m.EndpointID,
 		CreatedAt:      now,
 		UpdatedAt:      now,
 		ExpiresAt:      m.ExpiresAt,
 		CreateToken:    j.token,
 	}
-	err := e.Store.Create(ctx, rec)
+	err = e.Store.Create(ctx, rec)
 	var conflict *store.ConflictError
 	switch {
 	case err == nil:
@@ -266,7 +281,7 @@ func (e *Enqueuer) record(ctx context.Context, j *job, now time.Time) {
 
 // bind sets the job's copy: the message's envelope, bound to its record by the fingerprint.
 func (e *Enqueuer) bind(j *job, expires *time.Time) {
-	env := message.Envelope{ID: j.res.ID, Target: j.msg.Target, Payload: j.msg.Payload, ExpiresAt: expires, Fingerprint: j.fp}
+	env := message.Envelope{ID: j.res.ID, Target: j.msg.Target, EndpointID: j.msg.EndpointID, Payload: j.msg.Payload, ExpiresAt: expires, Fingerprint: j.fp}
 	body, err := message.EncodeEnvelope(env)
 	if err != nil {
 		// Unreachable for a validated message. A fresh record stays behind, accepted and never

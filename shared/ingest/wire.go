@@ -80,6 +80,8 @@ func ErrorOf(err error) Error {
 		return Error{Code: CodeKeyReused, Message: "this idempotency key was already used for a different message; use a new key"}
 	case errors.Is(err, ErrInProgress):
 		return Error{Code: CodeInProgress, Message: "other requests with this idempotency key are recording its message at this moment; retry after the delay given"}
+	case errors.Is(err, ErrEndpointNotFound):
+		return Error{Code: CodeEndpointNotFound, Message: "the message names an endpoint that does not exist"}
 	case errors.Is(err, ErrUnavailable):
 		return Error{Code: CodeUnavailable, Message: "the message could not be queued; retry later (with the same idempotency key, if any)"}
 	default:

@@ -134,7 +134,21 @@ func (d *decoder) members(members map[string]json.RawMessage, index int) Message
 		v := members[k]
 		switch k {
 		case "target":
+			if isNull(v) {
+				continue
+			}
 			m.Target = d.target(v, index)
+		case "endpoint_id":
+			if isNull(v) {
+				continue
+			}
+			if d.str(v, &m.EndpointID, index, k) && m.EndpointID == "" {
+				d.fail(index, k, "must not be empty: leave it out, or give the id POST /v1/endpoints answered")
+			}
+		case "event_type":
+			d.fail(index, k, "fan-out by event type is not available yet; name one endpoint with endpoint_id, or a target")
+		case "tenant_id":
+			d.fail(index, k, "selects the endpoints of a fan-out by event_type, which is not available yet")
 		case "payload":
 			if isNull(v) {
 				d.fail(index, "payload", "must be a JSON value other than null")
@@ -173,11 +187,11 @@ func (d *decoder) members(members map[string]json.RawMessage, index int) Message
 			}
 			m.ExpiresAt = &t
 		default:
-			d.fail(index, k, "unknown field; a message has target, payload, idempotency_key, delay_seconds and expires_at")
+			d.fail(index, k, "unknown field; a message has target or endpoint_id, payload, idempotency_key, delay_seconds and expires_at")
 		}
 	}
-	if _, ok := members["target"]; !ok {
-		d.fail(index, "target", `required: {"url": "https://..."}`)
+	if !present(members, "target") && !present(members, "endpoint_id") && !present(members, "event_type") {
+		d.fail(index, "target", `required: {"url": "https://..."}, or an endpoint_id in its place`)
 	}
 	if _, ok := members["payload"]; !ok {
 		d.fail(index, "payload", "required: the JSON value to push")
@@ -240,6 +254,12 @@ func isKind(raw []byte, c byte) bool {
 		return raw[0] >= '0' && raw[0] <= '9'
 	}
 	return raw[0] == c
+}
+
+// present reports whether members has key with a value other than null.
+func present(members map[string]json.RawMessage, key string) bool {
+	v, ok := members[key]
+	return ok && !isNull(v)
 }
 
 func isNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }

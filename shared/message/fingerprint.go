@@ -12,25 +12,38 @@ import (
 // Fingerprint identifies what a message asks for, so that a replayed idempotency key can be
 // told apart from a reused one: the SHA-256, in hex, of canonical JSON over the
 // target URL, its headers (names canonicalized) and the payload (keys sorted, no insignificant
-// whitespace). Delay and expiry are not part of it.
+// whitespace); for a message to an endpoint, over the endpoint id and the payload (what the
+// endpoint's URL and headers are when it is delivered is the endpoint's, not the message's).
+// Delay and expiry are not part of it.
 func Fingerprint(m Message) (string, error) {
 	payload, err := canonicalJSON(m.Payload)
 	if err != nil {
 		return "", fmt.Errorf("fingerprint: %w", err)
 	}
+	if m.EndpointID != "" {
+		return digest(struct {
+			EndpointID string          `json:"endpoint_id"`
+			Payload    json.RawMessage `json:"payload"`
+		}{m.EndpointID, payload})
+	}
 	headers := make(map[string]string, len(m.Target.Headers))
 	for k, v := range m.Target.Headers {
 		headers[textproto.CanonicalMIMEHeaderKey(k)] = v
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	err = enc.Encode(struct {
+	return digest(struct {
 		URL     string            `json:"url"`
 		Headers map[string]string `json:"headers"`
 		Payload json.RawMessage   `json:"payload"`
 	}{m.Target.URL, headers, payload})
-	if err != nil {
+}
+
+// digest is the SHA-256, in hex, of v as JSON without HTML escaping. The two shapes Fingerprint
+// hashes have different keys, so a message to an endpoint never shares a target's fingerprint.
+func digest(v any) (string, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return "", fmt.Errorf("fingerprint: %w", err)
 	}
 	sum := sha256.Sum256(buf.Bytes())

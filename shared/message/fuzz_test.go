@@ -14,6 +14,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(msg("target", target("https://0x7f.1/"))))
 	f.Add([]byte(msg("target", target("https://[::ffff:127.0.0.1]/"))))
 	f.Add([]byte(`{"messages":[` + msg() + `,` + msg() + `]}`))
+	f.Add([]byte(msg("target", "-", "endpoint_id", `"ep_06h3230102tq4gpdzyxsvjwpec"`)))
+	f.Add([]byte(msg("target", "-", "event_type", `"order.shipped"`, "tenant_id", `"acme"`)))
 	f.Add([]byte(`{"payload":1,"payload":2}`))
 	f.Add([]byte("{\"payload\":\"\xff\"}"))
 	f.Add([]byte(`[[[[[[]]]]]]`))
@@ -35,7 +37,7 @@ func FuzzDecode(f *testing.F) {
 			if err1 != nil || err2 != nil || fp1 != fp2 {
 				t.Fatalf("fingerprints differ after re-encoding: %s %v / %s %v", fp1, err1, fp2, err2)
 			}
-			if _, err := EncodeEnvelope(Envelope{ID: "msg_x", Target: m.Target, Payload: m.Payload, ExpiresAt: m.ExpiresAt}); err != nil {
+			if _, err := EncodeEnvelope(Envelope{ID: "msg_x", Target: m.Target, EndpointID: m.EndpointID, Payload: m.Payload, ExpiresAt: m.ExpiresAt}); err != nil {
 				t.Fatalf("envelope: %v", err)
 			}
 		}

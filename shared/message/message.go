@@ -16,9 +16,11 @@ type Target struct {
 	Headers map[string]string `json:"headers,omitempty"`
 }
 
-// Message is what a caller submits.
+// Message is what a caller submits. It names exactly one destination: a Target, or the
+// EndpointID of an endpoint registered before (its URL, headers and secrets are the endpoint's).
 type Message struct {
-	Target         Target          `json:"target"`
+	Target         Target          `json:"target,omitzero"`
+	EndpointID     string          `json:"endpoint_id,omitempty"`
 	Payload        json.RawMessage `json:"payload"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
 	DelaySeconds   int             `json:"delay_seconds,omitempty"`
@@ -28,10 +30,13 @@ type Message struct {
 // Envelope is the body of the SQS message for one accepted message: everything the deliver
 // function needs, so delivery reads nothing from DynamoDB.
 type Envelope struct {
-	ID        string          `json:"id"`
-	Target    Target          `json:"target"`
-	Payload   json.RawMessage `json:"payload"`
-	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+	ID     string `json:"id"`
+	Target Target `json:"target,omitzero"`
+	// EndpointID, in place of Target, names the endpoint the message goes to: the deliver
+	// function reads its URL, headers and secrets (never carried in a queue message) itself.
+	EndpointID string          `json:"endpoint_id,omitempty"`
+	Payload    json.RawMessage `json:"payload"`
+	ExpiresAt  *time.Time      `json:"expires_at,omitempty"`
 	// Fingerprint binds this copy to the record it was queued for: the record's fingerprint
 	// when the copy was made. A copy whose fingerprint is not its record's must never be sent in
 	// its place. Empty only in copies queued before copies carried it.
@@ -55,6 +60,19 @@ const (
 // dead-letter queue: its record is failed, yet a copy redriven from that queue may claim it again.
 const ReasonDeadLettered = "dead_lettered"
 
+// The errors of the last attempt of a message to an endpoint that ended before any attempt:
+// the endpoint was disabled, or deleted, when its delivery came.
+const (
+	ReasonEndpointDisabled = "endpoint_disabled"
+	ReasonEndpointDeleted  = "endpoint_deleted"
+)
+
+// EndpointIDPrefix starts every endpoint id; the rest follows the message id scheme.
+const EndpointIDPrefix = "ep_"
+
+// ValidEndpointID reports whether id has the shape of an endpoint id pushfn issues.
+func ValidEndpointID(id string) bool { return ValidPrefixedID(EndpointIDPrefix, id) }
+
 // Final reports whether no further delivery attempt may follow s.
 func (s Status) Final() bool {
 	return s == Delivered || s == Failed || s == Expired
@@ -75,7 +93,8 @@ type Record struct {
 	Status         Status
 	Fingerprint    string
 	IdempotencyKey string // empty when the caller gave none
-	TargetHost     string
+	TargetHost     string // the host of the target URL, or of the endpoint's URL at acceptance
+	EndpointID     string // the endpoint the message goes to; empty for a message with a target
 	Attempts       int
 	LeaseToken     string    // set while a worker holds the lease
 	LeaseUntil     time.Time // zero when no lease is held

@@ -70,10 +70,11 @@ func (r Rules) ParseBatch(body []byte, now time.Time) ([]Message, error) {
 	return ms, nil
 }
 
-// failedAt reports whether decoding already refused the field, or the whole message.
+// failedAt reports whether decoding already refused the field, or the whole message; a missing
+// target.url is not reported again when decoding refused the destination given in its place.
 func (d *decoder) failedAt(index int, field string) bool {
 	return d.failed[fieldAt{index, field}] || d.failed[fieldAt{index, ""}] ||
-		(field == "target.url" && d.failed[fieldAt{index, "target"}])
+		(field == "target.url" && (d.failed[fieldAt{index, "target"}] || d.failed[fieldAt{index, "endpoint_id"}] || d.failed[fieldAt{index, "event_type"}]))
 }
 
 // ValidateBatch checks a batch: 1 to MaxBatchMessages messages, each valid, and no idempotency
@@ -110,10 +111,19 @@ func (r Rules) Validate(m Message, now time.Time) []Problem {
 	add := func(field, reason string) {
 		ps = append(ps, Problem{Index: -1, Field: field, Reason: reason})
 	}
-	if err := r.CheckURL(m.Target.URL); err != nil {
-		add("target.url", err.Error())
+	switch {
+	case m.EndpointID != "" && (m.Target.URL != "" || m.Target.Headers != nil):
+		add("endpoint_id", "a message names one destination: give target or endpoint_id, not both")
+	case m.EndpointID != "":
+		if !ValidEndpointID(m.EndpointID) {
+			add("endpoint_id", "is not an endpoint id: ep_ and 26 characters, as POST /v1/endpoints answered it")
+		}
+	default:
+		if err := r.CheckURL(m.Target.URL); err != nil {
+			add("target.url", err.Error())
+		}
+		ps = append(ps, CheckHeaders("target.headers", m.Target.Headers)...)
 	}
-	ps = append(ps, CheckHeaders("target.headers", m.Target.Headers)...)
 	switch {
 	case len(m.Payload) == 0:
 		add("payload", "required: the JSON value to push")

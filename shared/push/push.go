@@ -71,6 +71,9 @@ type Request struct {
 	// Timeout bounds the attempt, every phase of it (dial, TLS, request, answer, drain), within
 	// ctx; 0 means ctx alone.
 	Timeout time.Duration
+	// Keys, when not nil, sign this push in place of the client's Options.Keys (a message to an
+	// endpoint is signed with the endpoint's own secrets); an empty, non-nil list signs nothing.
+	Keys [][]byte
 }
 
 // Result is the classified end of one attempt.
@@ -317,7 +320,13 @@ func (c *Client) headers(r Request, set func(k, v string)) {
 	set("User-Agent", c.userAgent)
 	set(HeaderID, r.ID)
 	set(HeaderTimestamp, strconv.FormatInt(r.Now.Unix(), 10))
-	if sig := c.signer.sign(r.ID, r.Now.Unix(), r.Body); sig != "" {
+	var sig string
+	if r.Keys != nil {
+		sig = Sign(r.Keys, r.ID, r.Now.Unix(), r.Body)
+	} else {
+		sig = c.signer.sign(r.ID, r.Now.Unix(), r.Body)
+	}
+	if sig != "" {
 		set(HeaderSignature, sig)
 	}
 }

@@ -21,6 +21,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add([]byte(`{"messages":[` + okMessage + `]}`))
 	f.Add([]byte(`{"Records":[{"EventSource":"aws:sns","Sns":{"MessageId":"m","Message":"{}"}}]}`))
 	f.Add([]byte(`{"detail-type":"x","detail":null,"id":"e"}`))
+	f.Add([]byte(`{"endpoint_id":"ep_06h3230102tq4gpdzyxsvjwpec","payload":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b := setup(t)
 		resp, err := b.h.Handle(t.Context(), json.RawMessage(data))

@@ -96,6 +96,21 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 			continue
 		}
 		u.msgs = withDefaultKeys(ms, batch, u.eventID)
+		err = h.Enqueuer.CheckEndpoints(ctx, u.msgs, batch)
+		var missing *ingest.MissingEndpointsError
+		switch {
+		case errors.As(err, &missing):
+			h.logger().WarnContext(ctx, "refused messages to missing endpoints", "source", u.source, "event_id", u.eventID, "error", err.Error())
+			e := ingest.MissingEndpointsBody(missing).Error
+			resp.Error = &e
+			u.msgs = nil
+			continue
+		case err != nil:
+			// The endpoints could not be read: nothing of the event is queued, and the source
+			// retries it.
+			h.logger().WarnContext(ctx, "check endpoints", "source", u.source, "event_id", u.eventID, "error", err.Error())
+			return Response{}, fmt.Errorf("relay: %w: %w", ErrRetry, err)
+		}
 		all = append(all, u.msgs...)
 	}
 	if len(all) == 0 {

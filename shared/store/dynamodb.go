@@ -52,6 +52,7 @@ const (
 	attrFingerprint    = "fingerprint"
 	attrIdempotencyKey = "idempotency_key"
 	attrTargetHost     = "target_host"
+	attrEndpointID     = "endpoint_id" // present only for a message to an endpoint
 	attrAttempts       = "attempts"
 	attrLeaseToken     = "lease_token"
 	attrLeaseUntil     = "lease_until" // epoch milliseconds, so conditions compare numbers
@@ -418,6 +419,7 @@ func marshalRecord(rec message.Record) map[string]types.AttributeValue {
 	putStr(attrFingerprint, rec.Fingerprint)
 	putStr(attrIdempotencyKey, rec.IdempotencyKey)
 	putStr(attrTargetHost, rec.TargetHost)
+	putStr(attrEndpointID, rec.EndpointID)
 	putStr(attrCreateToken, rec.CreateToken)
 	if rec.Replayed {
 		item[attrReplayed] = &types.AttributeValueMemberBOOL{Value: true}
@@ -518,6 +520,7 @@ func unmarshalRecord(item map[string]types.AttributeValue) (message.Record, erro
 		Fingerprint:    r.str(attrFingerprint),
 		IdempotencyKey: r.str(attrIdempotencyKey),
 		TargetHost:     r.str(attrTargetHost),
+		EndpointID:     r.str(attrEndpointID),
 		Attempts:       int(r.num(attrAttempts)),
 		LeaseToken:     r.str(attrLeaseToken),
 		FinishedBy:     r.str(attrFinishedBy),

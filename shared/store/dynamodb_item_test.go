@@ -28,13 +28,13 @@ func TestItemRoundTrip(t *testing.T) {
 		{
 			name: "every_field",
 			rec: message.Record{
-				ID: "msg_2", Status: message.Delivering, Fingerprint: "f", IdempotencyKey: "k", TargetHost: "h",
+				ID: "msg_2", Status: message.Delivering, Fingerprint: "f", IdempotencyKey: "k", TargetHost: "h", EndpointID: "ep_1",
 				Attempts: 7, LeaseToken: "tok", LeaseUntil: at.Add(time.Minute),
 				LastAttempt: &message.Attempt{At: at, StatusCode: 500, Error: "e", DurationMS: 12},
 				CreatedAt:   at, UpdatedAt: at, DeliveredAt: at, ExpiresAt: &expires, TTL: at.Truncate(time.Second),
 			},
 			wantAttr: []string{
-				"attempts", "created_at", "delivered_at", "expires_at", "fingerprint", "id", "idempotency_key",
+				"attempts", "created_at", "delivered_at", "endpoint_id", "expires_at", "fingerprint", "id", "idempotency_key",
 				"last_attempt", "lease_token", "lease_until", "status", "target_host", "ttl", "updated_at",
 			},
 		},

@@ -34,7 +34,7 @@ const (
 
 // requiredBy lists, per function, the variables it loads as required beyond every function's
 // (its main passes them to config.Load).
-var requiredBy = map[string][]string{"ApiFunction": config.APIRequired}
+var requiredBy = map[string][]string{"ApiFunction": config.APIRequired, "DeliverFunction": config.DeliverRequired}
 
 // secretPlaceholder stands for a value resolved from a Secrets Manager secret at deploy (the
 // template generates 64 characters).

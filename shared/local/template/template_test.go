@@ -110,6 +110,7 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		{name: "batch larger than one invocation starts", template: replace("    Default: 1000\n", "    Default: 2000\n"), want: RuleBatchStarts},
 		{name: "text logs", template: replace("LogFormat: JSON", "LogFormat: Text"), want: RuleJSONLogs},
 		{name: "api without the endpoint secrets key", template: replace("          ENDPOINT_SECRETS_KEY: !Sub \"{{resolve:secretsmanager:${EndpointSecretsKey}}}\"\n", ""), want: RuleEnvValid},
+		{name: "deliver without the endpoint secrets key", template: replace("          # Decrypts the secrets of endpoints, which sign the pushes to them.\n          ENDPOINT_SECRETS_KEY: !Sub \"{{resolve:secretsmanager:${EndpointSecretsKey}}}\"\n", ""), want: RuleEnvValid},
 		{name: "endpoint secrets key too short", template: replace(`!Sub "{{resolve:secretsmanager:${EndpointSecretsKey}}}"`, `"short"`), want: RuleEnvValid},
 	}
 	for _, tt := range tests {
@@ -159,6 +160,22 @@ func TestEndpointResources(t *testing.T) {
 	}
 	if _, ok := api.Env["ENDPOINT_SECRETS_KEY"]; ok {
 		t.Error("ENDPOINT_SECRETS_KEY is in Env; a secret belongs in Secrets only")
+	}
+	// The deliver function decrypts the secrets that sign pushes to endpoints; the relay only
+	// reads endpoints to check they exist (GetItem on the table) and never sees the key.
+	deliver, _ := tm.Function("DeliverFunction")
+	if deliver.Secrets["ENDPOINT_SECRETS_KEY"] != "EndpointSecretsKey" {
+		t.Errorf("DeliverFunction secrets %v, want ENDPOINT_SECRETS_KEY from EndpointSecretsKey", deliver.Secrets)
+	}
+	relay, _ := tm.Function("RelayFunction")
+	if _, ok := relay.Secrets["ENDPOINT_SECRETS_KEY"]; ok {
+		t.Error("RelayFunction gets ENDPOINT_SECRETS_KEY, which it never needs")
+	}
+	for _, name := range []string{"RelayFunction", "DeliverFunction"} {
+		doc, _ := json.Marshal(tm.cf.GetAllServerlessFunctionResources()[name].Policies)
+		if !strings.Contains(string(doc), `"dynamodb:GetItem"`) {
+			t.Errorf("%s's policies grant no dynamodb:GetItem, which reading an endpoint needs: %s", name, doc)
+		}
 	}
 	secret, ok := tm.cf.GetAllSecretsManagerSecretResources()["EndpointSecretsKey"]
 	if !ok || secret.GenerateSecretString == nil || secret.GenerateSecretString.PasswordLength == nil ||

@@ -232,6 +232,7 @@ func testRoundTrip(t *testing.T, s store.Store) {
 			Fingerprint:    "sha256:abcdef0123456789",
 			IdempotencyKey: "order-42-shipped ~!@#$%^&*()",
 			TargetHost:     "hooks.example.com:8443",
+			EndpointID:     "ep_06h3230102tq4gpdzyxsvjwpec",
 			CreateToken:    "create-token-1",
 			Replayed:       true,
 			Attempts:       3,

@@ -1,0 +1,34 @@
+package deliver
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/pushfn/pushfn/shared/config"
+	"github.com/pushfn/pushfn/shared/endpoint"
+	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/store"
+)
+
+// FromConfig builds the deliver function's Handler from its configuration (loaded with
+// config.DeliverRequired) and AWS configuration: the record store, the queue whose visibility it
+// changes, and the endpoints of messages sent to one by id, read through a cache and their
+// secrets decrypted with the keyring of ENDPOINT_SECRETS_KEY.
+func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slog.Logger) (*Handler, error) {
+	keyring, err := endpoint.NewKeyring(cfg.EndpointSecretsKey.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", config.EnvEndpointSecretsKey, err)
+	}
+	db := dynamodb.NewFromConfig(awsCfg)
+	rules := message.Rules{MaxPayloadBytes: cfg.MaxPayloadBytes, AllowHTTPTargets: cfg.AllowHTTPTargets, AllowPrivateTargets: cfg.AllowPrivateTargets}
+	return &Handler{
+		Store:     store.NewDynamoDB(db, cfg.TableName, cfg.RecordTTL),
+		Endpoints: NewEndpointCache(store.NewDynamoDBEndpoints(db, cfg.TableName), keyring, rules),
+		Sender:    sender,
+		Queue:     sqs.NewFromConfig(awsCfg), QueueURL: cfg.QueueURL, Config: cfg, Log: logger,
+	}, nil
+}
