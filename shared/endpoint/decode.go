@@ -3,6 +3,8 @@ package endpoint
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -179,9 +181,9 @@ func (d *decoder) patch(body []byte) Patch {
 		d.fail("", "must be a JSON object of endpoint fields ("+fieldsList+")")
 		return p
 	}
-	for _, k := range sortedKeys(members) {
+	for _, k := range slices.Sorted(maps.Keys(members)) {
 		v := members[k]
-		null := isNull(v)
+		null := message.IsJSONNull(v)
 		switch k {
 		case "tenant_id":
 			d.optString(&p.tenantID, k, v)
@@ -198,7 +200,7 @@ func (d *decoder) patch(body []byte) Patch {
 			d.optString(&p.description, k, v)
 		case "disabled":
 			p.disabled.given = true
-			if !null && (!isKind(v, 't') && !isKind(v, 'f') || json.Unmarshal(v, &p.disabled.value) != nil) {
+			if !null && (!message.IsJSONKind(v, 't') && !message.IsJSONKind(v, 'f') || json.Unmarshal(v, &p.disabled.value) != nil) {
 				d.fail(k, "must be true or false")
 			}
 		case "event_types":
@@ -207,7 +209,7 @@ func (d *decoder) patch(body []byte) Patch {
 				continue
 			}
 			var list []json.RawMessage
-			if !isKind(v, '[') || json.Unmarshal(v, &list) != nil {
+			if !message.IsJSONKind(v, '[') || json.Unmarshal(v, &list) != nil {
 				d.fail(k, `must be an array of event types such as ["order.shipped", "order.*"]`)
 				continue
 			}
@@ -215,7 +217,7 @@ func (d *decoder) patch(body []byte) Patch {
 				p.eventTypes.value = make([]string, len(list))
 			}
 			for i, raw := range list {
-				if !isKind(raw, '"') || json.Unmarshal(raw, &p.eventTypes.value[i]) != nil {
+				if !message.IsJSONKind(raw, '"') || json.Unmarshal(raw, &p.eventTypes.value[i]) != nil {
 					d.fail("event_types["+strconv.Itoa(i)+"]", "must be a string")
 				}
 			}
@@ -229,17 +231,17 @@ func (d *decoder) patch(body []byte) Patch {
 				d.fail(k, `must be an object such as {"per_second": 50}, or null for no limit`)
 				continue
 			}
-			for _, rk := range sortedKeys(rl) {
+			for _, rk := range slices.Sorted(maps.Keys(rl)) {
 				if rk != "per_second" {
 					d.fail("rate_limit."+rk, "unknown field; a rate_limit has per_second")
 				}
 			}
 			ps, ok := rl["per_second"]
-			if !ok || isNull(ps) {
+			if !ok || message.IsJSONNull(ps) {
 				d.fail("rate_limit.per_second", "required: deliveries per second, from 1 to 10000")
 				continue
 			}
-			if !isKind(ps, '0') && !isKind(ps, '-') || json.Unmarshal(ps, &p.rateLimit.value) != nil {
+			if !message.IsJSONKind(ps, '0') && !message.IsJSONKind(ps, '-') || json.Unmarshal(ps, &p.rateLimit.value) != nil {
 				d.fail("rate_limit.per_second", "must be a whole number from 1 to 10000")
 			}
 		case "headers":
@@ -251,20 +253,9 @@ func (d *decoder) patch(body []byte) Patch {
 				d.fail(k, "cannot be changed here: POST /v1/endpoints/{id}/secret/rotate")
 				continue
 			}
-			if null {
-				continue
+			if !null {
+				d.secret = d.secretValue(k, v)
 			}
-			var s string
-			if !isKind(v, '"') || json.Unmarshal(v, &s) != nil {
-				d.fail(k, "must be a string: whsec_ followed by base64")
-				continue
-			}
-			sec, err := ParseSecret(s)
-			if err != nil {
-				d.fail(k, "must be whsec_ followed by standard base64 of 24 to 64 bytes")
-				continue
-			}
-			d.secret = &sec
 		case "id", "created_at", "updated_at", "disabled_reason", "disabled_at":
 			d.fail(k, "is set by pushfn and cannot be given")
 		default:
@@ -279,17 +270,17 @@ func (d *decoder) patch(body []byte) Patch {
 }
 
 func (d *decoder) optString(f *field[string], name string, v []byte) {
-	f.given, f.null = true, isNull(v)
+	f.given, f.null = true, message.IsJSONNull(v)
 	if f.null {
 		return
 	}
-	if !isKind(v, '"') || json.Unmarshal(v, &f.value) != nil {
+	if !message.IsJSONKind(v, '"') || json.Unmarshal(v, &f.value) != nil {
 		d.fail(name, "must be a string")
 	}
 }
 
 func (d *decoder) stringMap(m *mapPatch, name string, v []byte, what string) {
-	m.given, m.null = true, isNull(v)
+	m.given, m.null = true, message.IsJSONNull(v)
 	if m.null {
 		return
 	}
@@ -299,14 +290,14 @@ func (d *decoder) stringMap(m *mapPatch, name string, v []byte, what string) {
 		return
 	}
 	m.set = make(map[string]*string, len(members))
-	for _, k := range sortedKeys(members) {
+	for _, k := range slices.Sorted(maps.Keys(members)) {
 		raw := members[k]
-		if isNull(raw) && !d.create {
+		if message.IsJSONNull(raw) && !d.create {
 			m.set[k] = nil
 			continue
 		}
 		var s string
-		if !isKind(raw, '"') || json.Unmarshal(raw, &s) != nil {
+		if !message.IsJSONKind(raw, '"') || json.Unmarshal(raw, &s) != nil {
 			reason := "must be a string"
 			if !d.create {
 				reason += " (or null to remove it)"
@@ -321,33 +312,10 @@ func (d *decoder) stringMap(m *mapPatch, name string, v []byte, what string) {
 // object splits raw into its members, or reports that it is not a JSON object.
 func object(raw []byte) (map[string]json.RawMessage, bool) {
 	var members map[string]json.RawMessage
-	if !isKind(raw, '{') || json.Unmarshal(raw, &members) != nil {
+	if !message.IsJSONKind(raw, '{') || json.Unmarshal(raw, &members) != nil {
 		return nil, false
 	}
 	return members, true
-}
-
-// isKind reports whether the JSON value raw starts with c; '0' stands for any digit.
-func isKind(raw []byte, c byte) bool {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return false
-	}
-	if c == '0' {
-		return raw[0] >= '0' && raw[0] <= '9'
-	}
-	return raw[0] == c
-}
-
-func isNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func sortProblems(ps []message.Problem) {
@@ -369,30 +337,35 @@ func ParseRotate(body []byte) (*Secret, error) {
 		d.fail("", `must be a JSON object such as {"key": "whsec_..."}, or no body to generate a secret`)
 	}
 	var next *Secret
-	for _, k := range sortedKeys(members) {
+	for _, k := range slices.Sorted(maps.Keys(members)) {
 		v := members[k]
 		if k != "key" {
 			d.fail(k, "unknown field; a rotation has key only")
 			continue
 		}
-		if isNull(v) {
-			continue
+		if !message.IsJSONNull(v) {
+			next = d.secretValue(k, v)
 		}
-		var s string
-		if !isKind(v, '"') || json.Unmarshal(v, &s) != nil {
-			d.fail(k, "must be a string: whsec_ followed by base64")
-			continue
-		}
-		sec, err := ParseSecret(s)
-		if err != nil {
-			d.fail(k, "must be whsec_ followed by standard base64 of 24 to 64 bytes")
-			continue
-		}
-		next = &sec
 	}
 	if len(d.problems) > 0 {
 		sortProblems(d.problems)
 		return nil, &message.InvalidError{Problems: d.problems}
 	}
 	return next, nil
+}
+
+// secretValue reads the value v of field k as a secret, or records why it is not one and returns
+// nil.
+func (d *decoder) secretValue(k string, v json.RawMessage) *Secret {
+	var s string
+	if !message.IsJSONKind(v, '"') || json.Unmarshal(v, &s) != nil {
+		d.fail(k, "must be a string: whsec_ followed by base64")
+		return nil
+	}
+	sec, err := ParseSecret(s)
+	if err != nil {
+		d.fail(k, "must be whsec_ followed by standard base64 of 24 to 64 bytes")
+		return nil
+	}
+	return &sec
 }

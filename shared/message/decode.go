@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -67,7 +68,7 @@ func (d *decoder) fail(index int, field, reason string) {
 // too: callers handle null themselves where it is allowed.
 func (d *decoder) object(raw []byte, index int, field, what string) (map[string]json.RawMessage, bool) {
 	var members map[string]json.RawMessage
-	if !isKind(raw, '{') || json.Unmarshal(raw, &members) != nil {
+	if !IsJSONKind(raw, '{') || json.Unmarshal(raw, &members) != nil {
 		d.fail(index, field, "must be "+what)
 		return nil, false
 	}
@@ -79,17 +80,17 @@ func (d *decoder) batch(body []byte) []Message {
 	if !ok {
 		return nil
 	}
-	for _, k := range sortedKeys(top) {
+	for _, k := range slices.Sorted(maps.Keys(top)) {
 		if k != "messages" {
 			d.fail(-1, k, `unknown field; a batch has only "messages"`)
 		}
 	}
 	raw, ok := top["messages"]
-	if !ok || isNull(raw) {
+	if !ok || IsJSONNull(raw) {
 		d.fail(-1, "messages", "required: an array of 1 to 500 messages")
 		return nil
 	}
-	if !isKind(raw, '[') {
+	if !IsJSONKind(raw, '[') {
 		d.fail(-1, "messages", "must be an array of messages")
 		return nil
 	}
@@ -130,16 +131,16 @@ func (d *decoder) message(raw []byte, index int) Message {
 // members decodes the members of one message object found at index.
 func (d *decoder) members(members map[string]json.RawMessage, index int) Message {
 	var m Message
-	for _, k := range sortedKeys(members) {
+	for _, k := range slices.Sorted(maps.Keys(members)) {
 		v := members[k]
 		switch k {
 		case "target":
-			if isNull(v) {
+			if IsJSONNull(v) {
 				continue
 			}
 			m.Target = d.target(v, index)
 		case "endpoint_id":
-			if isNull(v) {
+			if IsJSONNull(v) {
 				continue
 			}
 			if d.str(v, &m.EndpointID, index, k) && m.EndpointID == "" {
@@ -150,13 +151,13 @@ func (d *decoder) members(members map[string]json.RawMessage, index int) Message
 		case "tenant_id":
 			d.fail(index, k, "selects the endpoints of a fan-out by event_type, which is not available yet")
 		case "payload":
-			if isNull(v) {
+			if IsJSONNull(v) {
 				d.fail(index, "payload", "must be a JSON value other than null")
 				continue
 			}
 			m.Payload = json.RawMessage(bytes.TrimSpace(v))
 		case "idempotency_key":
-			if isNull(v) {
+			if IsJSONNull(v) {
 				continue
 			}
 			if !d.str(v, &m.IdempotencyKey, index, k) {
@@ -166,14 +167,14 @@ func (d *decoder) members(members map[string]json.RawMessage, index int) Message
 				d.fail(index, k, "must not be empty: leave it out, or give 1 to 255 printable ASCII characters")
 			}
 		case "delay_seconds":
-			if isNull(v) {
+			if IsJSONNull(v) {
 				continue
 			}
-			if !isKind(v, '-') && !isKind(v, '0') || json.Unmarshal(v, &m.DelaySeconds) != nil {
+			if !IsJSONKind(v, '-') && !IsJSONKind(v, '0') || json.Unmarshal(v, &m.DelaySeconds) != nil {
 				d.fail(index, k, "must be a whole number of seconds from 0 to 900")
 			}
 		case "expires_at":
-			if isNull(v) {
+			if IsJSONNull(v) {
 				continue
 			}
 			var s string
@@ -205,13 +206,13 @@ func (d *decoder) target(raw []byte, index int) Target {
 	if !ok {
 		return t
 	}
-	for _, k := range sortedKeys(members) {
+	for _, k := range slices.Sorted(maps.Keys(members)) {
 		v := members[k]
 		switch k {
 		case "url":
 			d.str(v, &t.URL, index, "target.url")
 		case "headers":
-			if isNull(v) {
+			if IsJSONNull(v) {
 				continue
 			}
 			hs, ok := d.object(v, index, "target.headers", "a JSON object of header names to string values")
@@ -219,7 +220,7 @@ func (d *decoder) target(raw []byte, index int) Target {
 				continue
 			}
 			t.Headers = make(map[string]string, len(hs))
-			for _, name := range sortedKeys(hs) {
+			for _, name := range slices.Sorted(maps.Keys(hs)) {
 				var value string
 				if d.str(hs[name], &value, index, "target.headers."+name) {
 					t.Headers[name] = value
@@ -237,15 +238,17 @@ func (d *decoder) target(raw []byte, index int) Target {
 
 // str decodes a JSON string into dst, or reports that v is not one.
 func (d *decoder) str(v []byte, dst *string, index int, field string) bool {
-	if !isKind(v, '"') || json.Unmarshal(v, dst) != nil {
+	if !IsJSONKind(v, '"') || json.Unmarshal(v, dst) != nil {
 		d.fail(index, field, "must be a string")
 		return false
 	}
 	return true
 }
 
-// isKind reports whether the JSON value raw starts with c; '0' stands for any digit.
-func isKind(raw []byte, c byte) bool {
+// IsJSONKind reports whether the JSON value raw starts with c (after white space); '0' stands
+// for any digit. The strict decoders of messages and endpoints check a value's kind with it before
+// decoding, so that JSON's lenient conversions never apply.
+func IsJSONKind(raw []byte, c byte) bool {
 	raw = bytes.TrimLeft(raw, " \t\r\n")
 	if len(raw) == 0 {
 		return false
@@ -259,19 +262,11 @@ func isKind(raw []byte, c byte) bool {
 // present reports whether members has key with a value other than null.
 func present(members map[string]json.RawMessage, key string) bool {
 	v, ok := members[key]
-	return ok && !isNull(v)
+	return ok && !IsJSONNull(v)
 }
 
-func isNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+// IsJSONNull reports whether the JSON value raw is null.
+func IsJSONNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
 // CheckJSON refuses what encoding/json would let through or silently repair: an empty body,
 // invalid UTF-8, duplicate object keys, nesting deeper than MaxDepth, trailing data after the

@@ -2,7 +2,9 @@ package message
 
 import (
 	"fmt"
+	"maps"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 )
@@ -157,7 +159,7 @@ func CheckHeaders(field string, headers map[string]string) []Problem {
 		add(field, fmt.Sprintf("has %d headers; at most %d are allowed", n, MaxHeaders))
 	}
 	canonical := make(map[string]string, len(headers))
-	for _, name := range sortedKeys(headers) {
+	for _, name := range slices.Sorted(maps.Keys(headers)) {
 		f := field + "." + name
 		if reason := checkHeader(name, headers[name]); reason != "" {
 			add(f, reason)
