@@ -14,7 +14,10 @@ import (
 	"github.com/pushfn/pushfn/shared/message"
 )
 
-var _ Store = (*DynamoDB)(nil)
+var (
+	_ Store      = (*DynamoDB)(nil)
+	_ Deliveries = (*DynamoDB)(nil)
+)
 
 // DynamoDBAPI is the part of the DynamoDB client that DynamoDB calls; *dynamodb.Client has it.
 type DynamoDBAPI interface {
@@ -22,6 +25,7 @@ type DynamoDBAPI interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
 var _ DynamoDBAPI = (*dynamodb.Client)(nil)
@@ -420,6 +424,10 @@ func marshalRecord(rec message.Record) map[string]types.AttributeValue {
 	putStr(attrIdempotencyKey, rec.IdempotencyKey)
 	putStr(attrTargetHost, rec.TargetHost)
 	putStr(attrEndpointID, rec.EndpointID)
+	if pk, sk, ok := deliveryKeys(rec); ok {
+		// Written by the create only: the updates that follow leave them as they are.
+		item[attrGSI2PK], item[attrGSI2SK] = str(pk), str(sk)
+	}
 	putStr(attrCreateToken, rec.CreateToken)
 	if rec.Replayed {
 		item[attrReplayed] = &types.AttributeValueMemberBOOL{Value: true}

@@ -34,8 +34,8 @@ func TestItemRoundTrip(t *testing.T) {
 				CreatedAt:   at, UpdatedAt: at, DeliveredAt: at, ExpiresAt: &expires, TTL: at.Truncate(time.Second),
 			},
 			wantAttr: []string{
-				"attempts", "created_at", "delivered_at", "endpoint_id", "expires_at", "fingerprint", "id", "idempotency_key",
-				"last_attempt", "lease_token", "lease_until", "status", "target_host", "ttl", "updated_at",
+				"attempts", "created_at", "delivered_at", "endpoint_id", "expires_at", "fingerprint", "gsi2pk", "gsi2sk", "id",
+				"idempotency_key", "last_attempt", "lease_token", "lease_until", "status", "target_host", "ttl", "updated_at",
 			},
 		},
 	} {

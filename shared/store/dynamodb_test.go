@@ -22,6 +22,13 @@ func TestIntegrationDynamoDBConformance(t *testing.T) {
 	storetest.Run(t, func(*testing.T) store.Store { return store.NewDynamoDB(client, table, storetest.TTL) })
 }
 
+func TestIntegrationDynamoDBDeliveriesConformance(t *testing.T) {
+	t.Parallel()
+	client := awstest.DynamoDB(t)
+	table := awstest.Table(t, client)
+	storetest.RunDeliveries(t, func(*testing.T) storetest.DeliveryStore { return store.NewDynamoDB(client, table, storetest.TTL) })
+}
+
 func TestIntegrationCreateTable(t *testing.T) {
 	t.Parallel()
 	client := awstest.DynamoDB(t)

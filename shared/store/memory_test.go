@@ -11,3 +11,8 @@ func TestMemoryConformance(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(*testing.T) store.Store { return &store.Memory{TTL: storetest.TTL} })
 }
+
+func TestMemoryDeliveriesConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunDeliveries(t, func(*testing.T) storetest.DeliveryStore { return &store.Memory{TTL: storetest.TTL} })
+}

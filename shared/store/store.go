@@ -1,7 +1,7 @@
 // Package store keeps one record per message and moves it between states with
 // conditional writes, so that concurrent api and deliver functions never overwrite each other;
 // and, in the same table, one item per endpoint (Endpoints), listed through two secondary
-// indexes. DynamoDB is the production implementation; Memory and MemoryEndpoints have the same
+// indexes, one of which also lists an endpoint's deliveries (Deliveries). DynamoDB is the production implementation; Memory and MemoryEndpoints have the same
 // semantics for unit tests and benchmarks; storetest is the conformance suite both pass.
 //
 // Ships in all three functions.

@@ -31,7 +31,9 @@ type Index struct{ Name, PartitionKey, SortKey string }
 
 // Indexes returns the table's global secondary indexes. gsi1 lists endpoints by tenant (gsi1pk
 // "tenant#<id>", gsi1sk the endpoint id); gsi2 lists every endpoint (gsi2pk "endpoints", gsi2sk
-// the id). Both are overloaded: other item kinds may use them with partition keys of their own.
+// the id) and an endpoint's deliveries by time (gsi2pk "ep#<endpoint id>", gsi2sk created_at to
+// the millisecond + "#" + message id). Both are overloaded: other item kinds may use them with
+// partition keys of their own.
 func Indexes() []Index {
 	return []Index{
 		{indexByTenant, attrGSI1PK, attrGSI1SK},
