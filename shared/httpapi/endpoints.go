@@ -55,6 +55,11 @@ func (h *Handler) endpointRoute(ctx context.Context, req events.APIGatewayV2HTTP
 		allow = http.MethodGet
 	case "secret/rotate":
 		allow = http.MethodPost
+	case "deliveries":
+		if h.Deliveries == nil {
+			return events.APIGatewayV2HTTPResponse{}, false
+		}
+		allow = http.MethodGet
 	default:
 		return events.APIGatewayV2HTTPResponse{}, false
 	}
@@ -69,6 +74,8 @@ func (h *Handler) endpointRoute(ctx context.Context, req events.APIGatewayV2HTTP
 		return h.getSecret(ctx, id), true
 	case sub == "secret/rotate":
 		return h.rotateSecret(ctx, req, id), true
+	case sub == "deliveries":
+		return h.listDeliveries(ctx, req, id), true
 	case method == http.MethodGet:
 		return h.getEndpoint(ctx, id), true
 	case method == http.MethodPatch:

@@ -311,7 +311,7 @@ func TestEndpointErrors(t *testing.T) {
 		{name: "endpoint: wrong method", method: "POST", target: "/v1/endpoints/" + acme.ID, status: 405, code: CodeMethodNotAllowed, allow: "DELETE, GET, PATCH"},
 		{name: "secret: wrong method", method: "POST", target: "/v1/endpoints/" + acme.ID + "/secret", status: 405, code: CodeMethodNotAllowed, allow: "GET"},
 		{name: "rotate: wrong method", method: "GET", target: "/v1/endpoints/" + acme.ID + "/secret/rotate", status: 405, code: CodeMethodNotAllowed, allow: "POST"},
-		{name: "unknown sub-route", method: "GET", target: "/v1/endpoints/" + acme.ID + "/deliveries", status: 404, code: CodeNotFound},
+		{name: "unknown sub-route", method: "GET", target: "/v1/endpoints/" + acme.ID + "/attempts", status: 404, code: CodeNotFound},
 		{name: "empty id", method: "GET", target: "/v1/endpoints/", status: 404, code: CodeNotFound},
 		{name: "get: unknown id", method: "GET", target: "/v1/endpoints/" + missing, status: 404, code: CodeNotFound},
 		{name: "patch: unknown id", method: "PATCH", target: "/v1/endpoints/" + missing, body: `{}`, status: 404, code: CodeNotFound},

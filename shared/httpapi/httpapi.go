@@ -1,6 +1,6 @@
 // Package httpapi is pushfn's HTTP API as an API Gateway HTTP API handler (payload
-// format 2.0): accept one message or a batch, report a message's state, and manage endpoints
-// and their secrets.
+// format 2.0): accept one message or a batch, report a message's state, manage endpoints and
+// their secrets, and list an endpoint's deliveries.
 //
 // Ships in the api function.
 package httpapi
@@ -56,8 +56,11 @@ type Handler struct {
 	// Endpoints and Keyring serve the endpoint routes; without them those routes answer 404.
 	Endpoints store.Endpoints
 	Keyring   *endpoint.Keyring
-	Logger    *slog.Logger     // nil means slog.Default()
-	Now       func() time.Time // nil means time.Now
+	// Deliveries serves GET /v1/endpoints/{id}/deliveries (with Endpoints and Keyring); without
+	// it that route answers 404.
+	Deliveries store.Deliveries
+	Logger     *slog.Logger     // nil means slog.Default()
+	Now        func() time.Time // nil means time.Now
 }
 
 // Handle answers one request. It never returns an error: API Gateway would turn one into a bare
