@@ -147,7 +147,7 @@ func replace(old, new string) func(string) string {
 
 // The template deploys what the endpoint routes need: the table's two indexes with the keys the
 // store writes, the secret ENDPOINT_SECRETS_KEY comes from, Query on the indexes for the api
-// function, and a route for each endpoint route.
+// function (endpoint and delivery listings), and a route for each endpoint route.
 func TestEndpointResources(t *testing.T) {
 	t.Parallel()
 	tm, err := Load("../../../template.yaml")
@@ -208,7 +208,8 @@ func TestEndpointResources(t *testing.T) {
 		keys[r.RouteKey] = true
 	}
 	for _, k := range []string{"POST /v1/endpoints", "GET /v1/endpoints", "GET /v1/endpoints/{id}", "PATCH /v1/endpoints/{id}",
-		"DELETE /v1/endpoints/{id}", "GET /v1/endpoints/{id}/secret", "POST /v1/endpoints/{id}/secret/rotate"} {
+		"DELETE /v1/endpoints/{id}", "GET /v1/endpoints/{id}/secret", "POST /v1/endpoints/{id}/secret/rotate",
+		"GET /v1/endpoints/{id}/deliveries"} {
 		if !keys[k] {
 			t.Errorf("no route %q", k)
 		}
