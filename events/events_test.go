@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/pushfn/pushfn/shared/message"
@@ -167,4 +168,48 @@ func TestDirectInvoke(t *testing.T) {
 	if len(b.Messages) == 0 || b.Messages[0].Target.URL == "" {
 		t.Errorf("invoke payload %+v: want at least one message", b)
 	}
+}
+
+// The samples of messages to an endpoint: each message names a valid endpoint id and no target,
+// as the relay parses it.
+func TestEndpointEvents(t *testing.T) {
+	t.Parallel()
+	check := func(t *testing.T, ms []message.Message) {
+		t.Helper()
+		if len(ms) == 0 {
+			t.Fatal("no messages")
+		}
+		for i, m := range ms {
+			if !message.ValidEndpointID(m.EndpointID) || m.Target.URL != "" || len(m.Payload) == 0 {
+				t.Errorf("message %d: endpoint_id %q, target %q: want a valid endpoint id, no target, a payload", i, m.EndpointID, m.Target.URL)
+			}
+		}
+	}
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	t.Run("eventbridge-endpoint.json", func(t *testing.T) {
+		t.Parallel()
+		var ev events.EventBridgeEvent
+		decodeStrict(t, readFile(t, "eventbridge-endpoint.json"), &ev)
+		if ev.ID == "" || ev.Source == "" || ev.DetailType == "" {
+			t.Errorf("id %q, source %q, detail-type %q: want all set", ev.ID, ev.Source, ev.DetailType)
+		}
+		m, err := message.Rules{}.Parse(ev.Detail, now)
+		if err != nil {
+			t.Fatalf("detail: %v", err)
+		}
+		check(t, []message.Message{m})
+	})
+	t.Run("sns-endpoint.json", func(t *testing.T) {
+		t.Parallel()
+		var ev events.SNSEvent
+		decodeStrict(t, readFile(t, "sns-endpoint.json"), &ev)
+		if len(ev.Records) != 1 || ev.Records[0].EventSource != "aws:sns" || ev.Records[0].SNS.Type != "Notification" {
+			t.Fatalf("records %+v: want one SNS notification", ev.Records)
+		}
+		ms, err := message.Rules{}.ParseBatch([]byte(ev.Records[0].SNS.Message), now)
+		if err != nil {
+			t.Fatalf("SNS message: %v", err)
+		}
+		check(t, ms)
+	})
 }
