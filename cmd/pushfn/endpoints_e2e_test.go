@@ -250,8 +250,10 @@ var readmeMessageID = regexp.MustCompile(`msg_[0-9a-z]{26}`)
 // stack: a `pushfn receiver` with the README's secret, an endpoint registered with that secret
 // at the receiver's address, a message to it (the receiver checks the endpoint's signature, GET
 // shows it delivered with its endpoint_id), the endpoint disabled and a second message (it ends
-// failed, endpoint_disabled, with no attempt and no push), and a message to an endpoint that
-// does not exist (422, nothing written). Each answer is checked against what the README shows.
+// failed, endpoint_disabled, with no attempt and no push), a message to an endpoint that does
+// not exist (422, nothing written), and the endpoint's deliveries listed (both messages, newest
+// first; with status=failed the disabled one only; a bad query refused). Each answer is checked
+// against what the README shows.
 func testSendingToEndpoint(t *testing.T, s *e2eStack) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -336,6 +338,8 @@ func testSendingToEndpoint(t *testing.T, s *e2eStack) {
 				if example := readmeEndpointID.FindString(c.doc); example != "" {
 					ids[example] = ep
 				}
+			case strings.Contains(c.text, "/deliveries"):
+				checkDeliveries(t, c.text, got.body, ep, sent)
 			case strings.Contains(c.text, "/v1/messages\"") && answer.ID != "":
 				sent = append(sent, answer.ID)
 				if example := readmeMessageID.FindString(c.doc); example != "" {
@@ -353,7 +357,7 @@ func testSendingToEndpoint(t *testing.T, s *e2eStack) {
 			break
 		}
 	}
-	if ran < 6 || len(sent) != 2 || recv == nil {
+	if ran < 10 || len(sent) != 2 || recv == nil {
 		t.Fatalf("ran %d commands of %q, sent %v; the parser lost some", ran, sendingSection, sent)
 	}
 	// The first message arrived once, signed with the endpoint's secret; the second never did.
@@ -367,5 +371,41 @@ func testSendingToEndpoint(t *testing.T, s *e2eStack) {
 	}
 	if strings.Contains(out, sent[1]) {
 		t.Errorf("the receiver got %s, sent to the disabled endpoint", sent[1])
+	}
+}
+
+// checkDeliveries checks a listing of the endpoint's deliveries the README's sending section
+// runs, after its two messages ended: both newest first (the second, failed as disabled, then
+// the first, delivered), or with status=failed the second only. An error answer was checked
+// against the README already.
+func checkDeliveries(t *testing.T, cmd, body, ep string, sent []string) {
+	t.Helper()
+	if first(codeField, body) != "" {
+		return
+	}
+	var page struct {
+		Deliveries []struct {
+			ID         string `json:"id"`
+			Status     string `json:"status"`
+			EndpointID string `json:"endpoint_id"`
+		} `json:"deliveries"`
+		NextCursor *string `json:"next_cursor"`
+	}
+	if err := json.Unmarshal([]byte(body), &page); err != nil || len(sent) != 2 {
+		t.Fatalf("%s: %v (sent %v): %s", cmd, err, sent, body)
+	}
+	want := []string{sent[1] + " failed", sent[0] + " delivered"}
+	if strings.Contains(cmd, "status=failed") {
+		want = want[:1]
+	}
+	var got []string
+	for _, d := range page.Deliveries {
+		got = append(got, d.ID+" "+d.Status)
+		if d.EndpointID != ep {
+			t.Errorf("%s lists %s with endpoint_id %q, want %s", cmd, d.ID, d.EndpointID, ep)
+		}
+	}
+	if !slices.Equal(got, want) || page.NextCursor != nil {
+		t.Errorf("%s lists %v (next_cursor %v), want %v and no cursor", cmd, got, page.NextCursor, want)
 	}
 }
