@@ -28,7 +28,7 @@ func RunDeliveries(t *testing.T, newStore func(t *testing.T) DeliveryStore) {
 		run  func(t *testing.T, s DeliveryStore)
 	}{
 		{"NewestFirstInPages", testDeliveriesNewestFirstInPages},
-		{"KeptThroughClaimAndFinish", testDeliveriesKeptThroughClaimAndFinish},
+		{"KeptThroughEveryWrite", testDeliveriesKeptThroughEveryWrite},
 		{"StatusFilter", testDeliveriesStatusFilter},
 		{"TimeFilters", testDeliveriesTimeFilters},
 		{"SinceAfterUntil", testDeliveriesSinceAfterUntil},
@@ -119,12 +119,17 @@ func testDeliveriesNewestFirstInPages(t *testing.T, s DeliveryStore) {
 	}
 }
 
-func testDeliveriesKeptThroughClaimAndFinish(t *testing.T, s DeliveryStore) {
+// Every write after the create (mark replayed, claim, finish) keeps a record in its endpoint's
+// listing, showing the record as written.
+func testDeliveriesKeptThroughEveryWrite(t *testing.T, s DeliveryStore) {
 	at := now()
 	ep, recs := createDeliveries(t, s, at, 2)
 	mustClaim(t, s, recs[0].ID, store.Claim{Now: at.Add(time.Minute), Lease: lease, Token: "tok-a"})
 	done := mustFinish(t, s, recs[0].ID, store.Outcome{Now: at.Add(2 * time.Minute), Status: message.Delivered, Token: "tok-a",
 		Attempt: &message.Attempt{At: at.Add(time.Minute), StatusCode: 204, DurationMS: 12}})
+	if _, err := s.MarkReplayed(context.Background(), recs[1].ID, "", at.Add(time.Second)); err != nil {
+		t.Fatalf("MarkReplayed: %v", err)
+	}
 	mustClaim(t, s, recs[1].ID, store.Claim{Now: at.Add(time.Minute), Lease: lease, Token: "tok-b"})
 	leased := mustGet(t, s, recs[1].ID)
 	got, _ := listAllDeliveries(t, s, store.DeliveryQuery{EndpointID: ep})
