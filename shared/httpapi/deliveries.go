@@ -101,8 +101,9 @@ func deliveryQuery(req events.APIGatewayV2HTTPRequest, endpointID string) (store
 }
 
 // listDeliveries answers an endpoint's deliveries, newest first. The endpoint is read only
-// when the page is empty, to tell an unknown endpoint (404) from one with nothing listed: the
-// deliveries of a deleted endpoint stay listed as long as their records.
+// when a listing's first page is empty and the last, to tell an unknown endpoint (404) from one
+// with nothing listed: the deliveries of a deleted endpoint stay listed as long as their records,
+// and a listing of them that was begun is never cut short by a 404.
 func (h *Handler) listDeliveries(ctx context.Context, req events.APIGatewayV2HTTPRequest, id string) events.APIGatewayV2HTTPResponse {
 	q, invalid := deliveryQuery(req, id)
 	if invalid != nil {
@@ -116,7 +117,7 @@ func (h *Handler) listDeliveries(ctx context.Context, req events.APIGatewayV2HTT
 	case err != nil:
 		return h.unavailable(ctx, "list deliveries", id, err)
 	}
-	if len(pg.Records) == 0 {
+	if len(pg.Records) == 0 && pg.Next == "" && q.Cursor == "" {
 		if _, failed := h.read(ctx, id); failed != nil {
 			return *failed
 		}

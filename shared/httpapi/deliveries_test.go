@@ -148,10 +148,11 @@ func TestEndpointDeliveries(t *testing.T) {
 }
 
 // An endpoint with no deliveries lists none; an unknown one is 404; a deleted one's deliveries
-// stay listed, and a page of none of them is 404 as the endpoint is gone.
+// stay listed, and a first page of none of them is 404 as the endpoint is gone, while a listing
+// begun goes on to its end.
 func TestEndpointDeliveriesOfMissingEndpoints(t *testing.T) {
 	t.Parallel()
-	b, _, _, ep, recs := delivSetup(t)
+	b, _, records, ep, recs := delivSetup(t)
 	empty := b.create(t, `{"url": "https://hooks.example.com/empty"}`)
 	if r := b.do(t, "GET", "/v1/endpoints/"+empty.ID+"/deliveries", ""); r.status != 200 || r.body != `{"deliveries":[],"next_cursor":null}` {
 		t.Errorf("endpoint without deliveries = %d %s", r.status, r.body)
@@ -167,6 +168,19 @@ func TestEndpointDeliveriesOfMissingEndpoints(t *testing.T) {
 	}
 	if r := b.do(t, "GET", "/v1/endpoints/"+ep.ID+"/deliveries?status=expired", ""); r.status != 404 {
 		t.Errorf("deleted endpoint, none listed = %d %s", r.status, r.body)
+	}
+	// The last accepted delivery goes (the undo of a create that could not queue it) between
+	// two pages: the page after is empty, and not a 404.
+	p := decode[deliveriesView](t, b.do(t, "GET", "/v1/endpoints/"+ep.ID+"/deliveries?status=accepted&limit=2", ""))
+	if p.NextCursor == nil || !slices.Equal(ids(p.Deliveries), []string{recs[3].ID, recs[2].ID}) {
+		t.Fatalf("first page of accepted: %v (next %v)", ids(p.Deliveries), p.NextCursor)
+	}
+	if err := records.Delete(context.Background(), recs[0].ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	r := b.do(t, "GET", "/v1/endpoints/"+ep.ID+"/deliveries?status=accepted&limit=2&cursor="+url.QueryEscape(*p.NextCursor), "")
+	if r.status != 200 || r.body != `{"deliveries":[],"next_cursor":null}` {
+		t.Errorf("deleted endpoint, a listing's last page empty = %d %s", r.status, r.body)
 	}
 }
 
