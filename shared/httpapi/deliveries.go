@@ -33,29 +33,10 @@ type deliveryPage struct {
 // until, limit (1 to 100) and cursor, nothing else and each at most once.
 func deliveryQuery(req events.APIGatewayV2HTTPRequest, endpointID string) (store.DeliveryQuery, *message.InvalidError) {
 	q := store.DeliveryQuery{EndpointID: endpointID, Limit: store.DefaultListLimit}
-	var ps []message.Problem
+	values, ps := queryValues(req)
 	add := func(field, reason string) { ps = append(ps, message.Problem{Index: -1, Field: field, Reason: reason}) }
-	values, err := url.ParseQuery(req.RawQueryString)
-	if err != nil {
-		add("query", "is not a valid query string")
-	}
-	if req.RawQueryString == "" {
-		values = url.Values{}
-		for k, v := range req.QueryStringParameters {
-			values[k] = []string{v}
-		}
-	}
 	for _, k := range slices.Sorted(maps.Keys(values)) {
-		vs := values[k]
-		if k == "" {
-			add("query", "has a parameter with no name")
-			continue
-		}
-		if len(vs) > 1 {
-			add(k, "is given more than once")
-			continue
-		}
-		v := vs[0]
+		v := values[k]
 		switch k {
 		case "status":
 			if !slices.Contains(deliveryStatuses, message.Status(v)) {
@@ -79,12 +60,9 @@ func deliveryQuery(req events.APIGatewayV2HTTPRequest, endpointID string) (store
 				q.Until = t
 			}
 		case "limit":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > store.MaxListLimit {
-				add(k, fmt.Sprintf("must be a whole number from 1 to %d", store.MaxListLimit))
-				continue
+			if n, ok := listLimit(v, add); ok {
+				q.Limit = n
 			}
-			q.Limit = n
 		case "cursor":
 			q.Cursor = v
 		default:
@@ -130,4 +108,44 @@ func (h *Handler) listDeliveries(ctx context.Context, req events.APIGatewayV2HTT
 		out.NextCursor = &pg.Next
 	}
 	return reply(http.StatusOK, out, nil)
+}
+
+// queryValues reads a request's query string, each parameter at most once and named: the raw
+// query string when API Gateway passed it, else its parsed parameters. The problems name what
+// was refused; the values hold what may be read.
+func queryValues(req events.APIGatewayV2HTTPRequest) (map[string]string, []message.Problem) {
+	var ps []message.Problem
+	add := func(field, reason string) { ps = append(ps, message.Problem{Index: -1, Field: field, Reason: reason}) }
+	values, err := url.ParseQuery(req.RawQueryString)
+	if err != nil {
+		add("query", "is not a valid query string")
+	}
+	if req.RawQueryString == "" {
+		values = url.Values{}
+		for k, v := range req.QueryStringParameters {
+			values[k] = []string{v}
+		}
+	}
+	out := make(map[string]string, len(values))
+	for _, k := range slices.Sorted(maps.Keys(values)) {
+		switch vs := values[k]; {
+		case k == "":
+			add("query", "has a parameter with no name")
+		case len(vs) > 1:
+			add(k, "is given more than once")
+		default:
+			out[k] = vs[0]
+		}
+	}
+	return out, ps
+}
+
+// listLimit reads a listing's limit, 1 to store.MaxListLimit, or adds why it cannot.
+func listLimit(v string, add func(field, reason string)) (int, bool) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > store.MaxListLimit {
+		add("limit", fmt.Sprintf("must be a whole number from 1 to %d", store.MaxListLimit))
+		return 0, false
+	}
+	return n, true
 }

@@ -3,13 +3,10 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -179,25 +176,10 @@ type page struct {
 // else and each at most once.
 func listQuery(req events.APIGatewayV2HTTPRequest) (store.EndpointQuery, *message.InvalidError) {
 	var q store.EndpointQuery
-	var ps []message.Problem
+	values, ps := queryValues(req)
 	add := func(field, reason string) { ps = append(ps, message.Problem{Index: -1, Field: field, Reason: reason}) }
-	values, err := url.ParseQuery(req.RawQueryString)
-	if err != nil {
-		add("query", "is not a valid query string")
-	}
-	if req.RawQueryString == "" {
-		values = url.Values{}
-		for k, v := range req.QueryStringParameters {
-			values[k] = []string{v}
-		}
-	}
 	for _, k := range slices.Sorted(maps.Keys(values)) {
-		vs := values[k]
-		if len(vs) > 1 {
-			add(k, "is given more than once")
-			continue
-		}
-		v := vs[0]
+		v := values[k]
 		switch k {
 		case "tenant_id":
 			if reason := endpoint.CheckTenantID(v); reason != "" {
@@ -206,12 +188,9 @@ func listQuery(req events.APIGatewayV2HTTPRequest) (store.EndpointQuery, *messag
 			}
 			q.TenantID = &v
 		case "limit":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > store.MaxListLimit {
-				add(k, fmt.Sprintf("must be a whole number from 1 to %d", store.MaxListLimit))
-				continue
+			if n, ok := listLimit(v, add); ok {
+				q.Limit = n
 			}
-			q.Limit = n
 		case "cursor":
 			q.Cursor = v
 		default:

@@ -330,6 +330,7 @@ func TestEndpointErrors(t *testing.T) {
 		{name: "list: empty tenant", method: "GET", target: "/v1/endpoints?tenant_id=", status: 400, code: "validation_failed", fields: []string{"tenant_id"}},
 		{name: "list: unknown parameter", method: "GET", target: "/v1/endpoints?page=2", status: 400, code: "validation_failed", fields: []string{"page"}},
 		{name: "list: parameter twice", method: "GET", target: "/v1/endpoints?limit=1&limit=2", status: 400, code: "validation_failed", fields: []string{"limit"}},
+		{name: "list: parameter with no name", method: "GET", target: "/v1/endpoints?=x", status: 400, code: "validation_failed", fields: []string{"query"}},
 		{name: "list: garbled cursor", method: "GET", target: "/v1/endpoints?tenant_id=acme&cursor=abc", status: 400, code: "validation_failed", fields: []string{"cursor"}},
 		{name: "list: another tenant's cursor", method: "GET", target: "/v1/endpoints?tenant_id=acme&cursor=" + url.QueryEscape(*otherPage.NextCursor),
 			status: 400, code: "validation_failed", fields: []string{"cursor"}},
