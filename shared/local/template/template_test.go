@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -212,6 +213,43 @@ func TestEndpointResources(t *testing.T) {
 		"GET /v1/endpoints/{id}/deliveries"} {
 		if !keys[k] {
 			t.Errorf("no route %q", k)
+		}
+	}
+}
+
+// Each function is granted every DynamoDB action its code calls on the table, and no other: a
+// missing one fails only in AWS (AccessDenied), where no test of this project runs.
+func TestTableActionsCoverTheCalls(t *testing.T) {
+	t.Parallel()
+	tm, err := Load("../../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest := []string{
+		"dynamodb:PutItem",    // a message's record (store.DynamoDB.Create)
+		"dynamodb:GetItem",    // a replay's record, an endpoint (Get, GetEndpoint)
+		"dynamodb:UpdateItem", // a replay of a record still accepted (MarkReplayed)
+		"dynamodb:DeleteItem", // the undo of a record whose message could not be queued (Delete)
+	}
+	want := map[string][]string{
+		// The api also writes endpoints (PutItem, DeleteItem) and lists (Query, on the indexes).
+		"ApiFunction":   append(slices.Clone(ingest), "dynamodb:Query"),
+		"RelayFunction": ingest,
+		// Claims and results (Claim, Finish, MarkDeadLettered), and endpoints (GetEndpoint).
+		"DeliverFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+	}
+	for name, actions := range want {
+		doc, _ := json.Marshal(tm.cf.GetAllServerlessFunctionResources()[name].Policies)
+		var granted []string
+		for _, a := range []string{"PutItem", "GetItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchWriteItem", "TransactWriteItems"} {
+			if strings.Contains(string(doc), `"dynamodb:`+a+`"`) {
+				granted = append(granted, "dynamodb:"+a)
+			}
+		}
+		slices.Sort(actions)
+		slices.Sort(granted)
+		if !slices.Equal(granted, actions) {
+			t.Errorf("%s is granted %v, its code calls %v", name, granted, actions)
 		}
 	}
 }
