@@ -166,6 +166,13 @@ func (h *Handler) endpointOpen(ctx context.Context, j *job, now time.Time) bool 
 	switch {
 	case errors.Is(j.epErr, store.ErrEndpointNotFound):
 		reason = message.ReasonEndpointDeleted
+	case errors.Is(j.epErr, endpoint.ErrSealed), errors.Is(j.epErr, store.ErrMalformed):
+		// Read, but unusable however often it is read again: a secret that does not decrypt
+		// under this function's ENDPOINT_SECRETS_KEY, or an item of another shape. Handed back,
+		// the copy would come back until the dead-letter queue took it, its record saying it is
+		// still to be delivered; it ends now, saying why.
+		reason = message.ReasonEndpointUnreadable
+		h.log().ErrorContext(ctx, "endpoint unreadable: check ENDPOINT_SECRETS_KEY is the key its secrets were sealed with", "message_id", j.env.ID, "endpoint_id", j.env.EndpointID, "error", j.epErr.Error())
 	case j.epErr != nil:
 		h.dependencyFailed(j)
 		h.log().ErrorContext(ctx, "endpoint not read", "message_id", j.env.ID, "endpoint_id", j.env.EndpointID, "error", j.epErr.Error())

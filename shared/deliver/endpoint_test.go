@@ -368,3 +368,31 @@ func TestEndpointNeverShowsItsKeys(t *testing.T) {
 		}
 	}
 }
+
+// An endpoint whose secret does not decrypt under the function's key reads the same however
+// often it is read: its message ends failed at once, saying why, and is not handed back to come
+// round until the dead-letter queue takes it with its record still waiting.
+func TestDeliverToAnUnreadableEndpoint(t *testing.T) {
+	t.Parallel()
+	b := newEPBundle(t)
+	other, err := endpoint.NewKeyring(strings.Repeat("y", 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := newCapture(t)
+	ep, _ := b.endpoint(t, rc.URL+"/orders", func(r *endpoint.Record) {
+		r.Secret = other.Seal(r.ID, endpoint.GenerateSecret()) // sealed under another key
+	})
+	r, id := b.toEndpoint(t, ep.ID)
+	resp, err := b.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{r}})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("Handle = %+v, %v; want the record acknowledged", resp, err)
+	}
+	rec := b.record(t, id)
+	if rec.Status != message.Failed || rec.Attempts != 0 || rec.LastAttempt == nil || rec.LastAttempt.Error != message.ReasonEndpointUnreadable {
+		t.Errorf("record %s after %d attempts, last attempt %+v; want failed, %s, no attempt", rec.Status, rec.Attempts, rec.LastAttempt, message.ReasonEndpointUnreadable)
+	}
+	if pushes, _ := rc.got(id); len(pushes) != 0 {
+		t.Errorf("the endpoint got %d pushes, want none", len(pushes))
+	}
+}

@@ -65,6 +65,9 @@ const ReasonDeadLettered = "dead_lettered"
 const (
 	ReasonEndpointDisabled = "endpoint_disabled"
 	ReasonEndpointDeleted  = "endpoint_deleted"
+	// ReasonEndpointUnreadable: the endpoint was read, but its secret does not decrypt under
+	// the function's key, or its item is malformed.
+	ReasonEndpointUnreadable = "endpoint_unreadable"
 )
 
 // EndpointIDPrefix starts every endpoint id; the rest follows the message id scheme.

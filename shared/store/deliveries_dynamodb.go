@@ -105,7 +105,7 @@ func (d *DynamoDB) ListDeliveries(ctx context.Context, q DeliveryQuery) (Deliver
 		// The read bound ended the page before it filled: continue after what was read.
 		sk, ok := start[attrGSI2SK].(*types.AttributeValueMemberS)
 		if !ok {
-			return DeliveryPage{}, fmt.Errorf("%s: %w: the index's last key has no %s", op, errItem, attrGSI2SK)
+			return DeliveryPage{}, fmt.Errorf("%s: %w: the index's last key has no %s", op, ErrMalformed, attrGSI2SK)
 		}
 		page.Next = encodeDeliveryCursor(q, sk.Value)
 	}

@@ -449,8 +449,9 @@ func marshalRecord(rec message.Record) map[string]types.AttributeValue {
 	return item
 }
 
-// errItem reports an item that does not have the shape marshalRecord or marshalEndpoint writes.
-var errItem = errors.New("malformed item")
+// ErrMalformed is wrapped by a read that found an item without the shape marshalRecord or
+// marshalEndpoint writes: reading it again will not help.
+var ErrMalformed = errors.New("malformed item")
 
 // itemReader reads typed attributes from an item, keeping the first error.
 type itemReader struct {
@@ -460,7 +461,7 @@ type itemReader struct {
 
 func (r *itemReader) fail(name, want string) {
 	if r.err == nil {
-		r.err = fmt.Errorf("%w: attribute %s is not %s", errItem, name, want)
+		r.err = fmt.Errorf("%w: attribute %s is not %s", ErrMalformed, name, want)
 	}
 }
 
@@ -566,7 +567,7 @@ func unmarshalRecord(item map[string]types.AttributeValue) (message.Record, erro
 		}
 	}
 	if r.err == nil && (rec.ID == "" || rec.Status == "") {
-		r.err = fmt.Errorf("%w: no id or status", errItem)
+		r.err = fmt.Errorf("%w: no id or status", ErrMalformed)
 	}
 	if r.err != nil {
 		return message.Record{}, r.err

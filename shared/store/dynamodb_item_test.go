@@ -98,8 +98,8 @@ func TestItemMalformed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := unmarshalRecord(tc.item); !errors.Is(err, errItem) {
-				t.Errorf("error = %v, want errItem", err)
+			if _, err := unmarshalRecord(tc.item); !errors.Is(err, ErrMalformed) {
+				t.Errorf("error = %v, want ErrMalformed", err)
 			}
 		})
 	}

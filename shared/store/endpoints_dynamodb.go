@@ -376,7 +376,7 @@ func unmarshalEndpoint(item map[string]types.AttributeValue) (endpoint.Record, e
 		rec.Previous = append(rec.Previous, p)
 	}
 	if r.err == nil && (!endpoint.ValidID(rec.ID) || rec.Version < 1 || rec.Secret == "") {
-		r.err = fmt.Errorf("%w: no endpoint id, version or secret", errItem)
+		r.err = fmt.Errorf("%w: no endpoint id, version or secret", ErrMalformed)
 	}
 	if r.err != nil {
 		return endpoint.Record{}, r.err

@@ -78,8 +78,8 @@ func TestEndpointItem(t *testing.T) {
 	} {
 		item := marshalEndpoint(full)
 		edit(item)
-		if _, err := unmarshalEndpoint(item); !errors.Is(err, errItem) {
-			t.Errorf("%s: %v, want errItem", name, err)
+		if _, err := unmarshalEndpoint(item); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
 		}
 	}
 }
