@@ -191,8 +191,12 @@ func (d *decoder) members(members map[string]json.RawMessage, index int) Message
 			d.fail(index, k, "unknown field; a message has target or endpoint_id, payload, idempotency_key, delay_seconds and expires_at")
 		}
 	}
-	if !present(members, "target") && !present(members, "endpoint_id") && !present(members, "event_type") {
+	switch {
+	case !present(members, "target") && !present(members, "endpoint_id") && !present(members, "event_type"):
 		d.fail(index, "target", `required: {"url": "https://..."}, or an endpoint_id in its place`)
+	case present(members, "target") && present(members, "endpoint_id"):
+		// Whatever the target holds, even an empty url: one destination per message.
+		d.fail(index, "endpoint_id", "a message names one destination: give target or endpoint_id, not both")
 	}
 	if _, ok := members["payload"]; !ok {
 		d.fail(index, "payload", "required: the JSON value to push")

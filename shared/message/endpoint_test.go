@@ -25,6 +25,7 @@ func TestParseDestination(t *testing.T) {
 		{"target, endpoint null", msg("endpoint_id", "null"), nil, ""},
 		{"both", msg("endpoint_id", ep), []string{"endpoint_id"}, "not both"},
 		{"both, target with headers only", msg("target", `{"url":"`+okURL+`","headers":{"X-A":"1"}}`, "endpoint_id", ep), []string{"endpoint_id"}, "not both"},
+		{"both, target with an empty url", msg("target", `{"url":""}`, "endpoint_id", ep), []string{"endpoint_id"}, "not both"},
 		{"neither", msg("target", "-"), []string{"target"}, "endpoint_id"},
 		{"neither, both null", msg("target", "null", "endpoint_id", "null"), []string{"target"}, "endpoint_id"},
 		{"endpoint empty", msg("target", "-", "endpoint_id", `""`), []string{"endpoint_id"}, "empty"},
