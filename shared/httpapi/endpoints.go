@@ -135,10 +135,12 @@ func (h *Handler) createEndpoint(ctx context.Context, req events.APIGatewayV2HTT
 	rec := endpoint.Record{Endpoint: c.Endpoint}
 	rec.ID, rec.CreatedAt, rec.UpdatedAt = endpoint.NewID(now), now, now
 	rec.Secret = h.Keyring.Seal(rec.ID, secret)
-	rec, err = h.Endpoints.CreateEndpoint(ctx, rec)
+	stored, err := h.Endpoints.CreateEndpoint(ctx, rec)
 	if err != nil {
+		// ErrEndpointExists too: ids are random, so a retry makes another and succeeds.
 		return h.unavailable(ctx, "create endpoint", rec.ID, err)
 	}
+	rec = stored
 	h.logger().InfoContext(ctx, "endpoint created", "endpoint_id", rec.ID)
 	return reply(http.StatusCreated, created{Endpoint: rec.Normalized(), Secret: secret.Reveal()},
 		map[string]string{"Location": prefix + PathEndpoints + "/" + rec.ID})
