@@ -72,7 +72,9 @@ func MissingEndpointsBody(err *MissingEndpointsError) ErrorBody {
 // *MissingEndpointsError listing the messages whose endpoint does not (indexed when batch is
 // set), or an error wrapping ErrUnavailable when an endpoint could not be read. A message to an
 // endpoint that is disabled is accepted: its delivery ends failed (endpoint_disabled), so that
-// what the endpoint missed can be sent again later.
+// what the endpoint missed can be sent again later. A message whose idempotency key has a record
+// already passes even when its endpoint is gone: it is a replay (or the key's reuse), answered as
+// such by Enqueue.
 func (e *Enqueuer) CheckEndpoints(ctx context.Context, msgs []message.Message, batch bool) error {
 	found := map[string]error{}
 	for _, m := range msgs {
@@ -113,6 +115,18 @@ func (e *Enqueuer) CheckEndpoints(ctx context.Context, msgs []message.Message, b
 	for i, m := range msgs {
 		if m.EndpointID == "" || found[m.EndpointID] == nil {
 			continue
+		}
+		// A retry of a message accepted before its endpoint was deleted is a replay: it is
+		// answered with the message's id and state, not refused.
+		if m.IdempotencyKey != "" {
+			_, err := e.Store.Get(ctx, message.IDForKey(m.IdempotencyKey))
+			switch {
+			case err == nil:
+				continue
+			case !errors.Is(err, store.ErrNotFound):
+				e.logger().WarnContext(ctx, "read record", "endpoint_id", m.EndpointID, "error", err)
+				return fmt.Errorf("read record of key: %w: %w", ErrUnavailable, err)
+			}
 		}
 		p := message.Problem{Index: i, Field: "endpoint_id", Reason: "no endpoint with this id"}
 		if !batch {

@@ -207,3 +207,33 @@ func TestEnqueueEndpointDeletedAfterCheck(t *testing.T) {
 		t.Errorf("%d writes and %d sends for a message to a deleted endpoint, want none", writes, b.prod.Calls())
 	}
 }
+
+// A client whose POST to an endpoint timed out retries it with its key after the endpoint was
+// deleted: the message was accepted, so the retry is a replay with its id, not a 422; a new key
+// to the deleted endpoint is still refused.
+func TestReplayAfterTheEndpointWasDeleted(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	eps, enabled, _ := withEndpoints(t, b)
+	ctx := context.Background()
+	msg := toEndpoint(enabled, "order-7", `{"n":7}`)
+	first := b.enq.Enqueue(ctx, []message.Message{msg})[0]
+	if first.Err != nil {
+		t.Fatal(first.Err)
+	}
+	if err := eps.DeleteEndpoint(ctx, enabled, 1); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(endpoint.DefaultCacheTTL)
+	if err := b.enq.CheckEndpoints(ctx, []message.Message{msg}, false); err != nil {
+		t.Fatalf("check of the retry: %v, want it let through", err)
+	}
+	again := b.enq.Enqueue(ctx, []message.Message{msg})[0]
+	if again.Err != nil || !again.Replayed || again.ID != first.ID {
+		t.Errorf("retry after the endpoint was deleted: %+v, want a replay of %s", again, first.ID)
+	}
+	var missing *ingest.MissingEndpointsError
+	if err := b.enq.CheckEndpoints(ctx, []message.Message{toEndpoint(enabled, "order-8", `{"n":8}`)}, false); !errors.As(err, &missing) {
+		t.Errorf("a new key to the deleted endpoint: %v, want it refused", err)
+	}
+}

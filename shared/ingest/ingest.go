@@ -32,6 +32,8 @@ type Store interface {
 	// MarkReplayed marks the record the create with createToken wrote as holding a replay's
 	// queued copy, and returns it.
 	MarkReplayed(ctx context.Context, id, createToken string, now time.Time) (message.Record, error)
+	// Get reads the record with id, or returns an error wrapping store.ErrNotFound.
+	Get(ctx context.Context, id string) (message.Record, error)
 }
 
 // Producer queues entries. Send returns one error per entry, in order; nil means queued.
@@ -227,6 +229,12 @@ func (e *Enqueuer) record(ctx context.Context, j *job, now time.Time) {
 	res := j.res
 	m := j.msg
 	host, err := e.endpointHost(ctx, m)
+	if errors.Is(err, ErrEndpointNotFound) && m.IdempotencyKey != "" {
+		// The endpoint is gone, but a record under this key may exist from before (CheckEndpoints
+		// let the message through because one did): the create below finds it and answers the
+		// replay, or the key's reuse, as for any message.
+		host, err = "", nil
+	}
 	if err != nil {
 		// CheckEndpoints found the endpoint a moment ago; it was deleted since, or its cached
 		// answer ran out and the store could not be read.
