@@ -93,9 +93,12 @@ func (p *Proxy) Close() error {
 
 // pair is one proxied connection: the client's and the upstream's ends.
 type pair struct {
-	client, upstream net.Conn
-	once             sync.Once
-	cut              chan struct{} // closed by reset
+	client net.Conn
+	once   sync.Once
+	mu     sync.Mutex    // guards upstream until it is attached, and the closing of cut
+	cut    chan struct{} // closed by reset
+	// upstream is the upstream end, once dialled and attached; the pumps read it only after.
+	upstream net.Conn
 	// asked is set when request bytes went upstream since the last answer began, so the next
 	// upstream bytes start a new answer.
 	asked atomic.Bool
@@ -104,15 +107,33 @@ type pair struct {
 // reset closes both ends, the client's with a TCP RST so it sees a reset, not a clean end.
 func (c *pair) reset() {
 	c.once.Do(func() {
+		c.mu.Lock()
 		close(c.cut)
+		up := c.upstream
+		c.mu.Unlock()
 		if tc, ok := c.client.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
 		_ = c.client.Close()
-		if c.upstream != nil {
-			_ = c.upstream.Close()
+		if up != nil {
+			_ = up.Close()
 		}
 	})
+}
+
+// attach sets the pair's upstream end; when the pair was cut meanwhile (Refuse, Close) it
+// closes up instead and reports false.
+func (c *pair) attach(up net.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.cut:
+		_ = up.Close()
+		return false
+	default:
+		c.upstream = up
+		return true
+	}
 }
 
 func (p *Proxy) serve() {
@@ -173,8 +194,7 @@ func (p *Proxy) forward(c *pair) {
 	if err != nil {
 		return
 	}
-	c.upstream = up
-	if p.refuse.Load() { // Refuse may have cut the pair before the upstream was set
+	if !c.attach(up) || p.refuse.Load() {
 		return
 	}
 	done := make(chan struct{})

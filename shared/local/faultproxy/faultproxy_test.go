@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -141,4 +142,24 @@ func TestLatency(t *testing.T) {
 	}
 	p.SetLatency(0)
 	_ = p.Close() // Close must not wait out the hour-long sleep of the held request's pump
+}
+
+// Refuse may cut a connection while the proxy is still dialling its upstream: the pair must
+// then close the upstream end it gets, with no data race between the two. Before the pair
+// guarded its upstream end, make test under load reported that race, and this test hung: an
+// upstream dialled after the cut stayed open, and Close waited for its pump forever.
+func TestRefuseWhileConnecting(t *testing.T) {
+	t.Parallel()
+	srv, _ := upstream(t)
+	p := start(t, srv)
+	addr := strings.TrimPrefix(p.URL(), "http://")
+	for range 300 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Refuse(true)
+		p.Refuse(false)
+		_ = c.Close()
+	}
 }
