@@ -138,5 +138,10 @@ func decodeDeliveryCursor(q DeliveryQuery) (string, error) {
 	case c.Filters != q.filters():
 		return "", fmt.Errorf("%w: it continues a listing with other filters (status, since, until)", ErrCursor)
 	}
+	// A listing's own cursors stay within its time bounds; one outside them was not given by it
+	// (DynamoDB would refuse it as a start key, which would read as an outage).
+	if lo, hi := q.bounds(); (lo != "" && c.After < lo) || (hi != "" && c.After > hi) {
+		return "", fmt.Errorf("%w: it lies outside since and until", ErrCursor)
+	}
 	return c.After, nil
 }

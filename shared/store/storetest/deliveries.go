@@ -2,8 +2,11 @@ package storetest
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -231,6 +234,7 @@ func testDeliveriesCursorRefused(t *testing.T, s DeliveryStore) {
 		{"garbled", other(func(o *store.DeliveryQuery) { o.Cursor = "not a cursor!" })},
 		{"not JSON", other(func(o *store.DeliveryQuery) { o.Cursor = "bm90IGpzb24" })},
 		{"an endpoint listing's", other(func(o *store.DeliveryQuery) { o.Cursor = "eyJwIjoiZW5kcG9pbnRzIiwiYSI6ImVwXzAxIn0" })},
+		{"before since", other(func(o *store.DeliveryQuery) { o.Cursor = movedCursor(t, pg.Next, "2000-01-01T00:00:00.000Z") })},
 	} {
 		_, err := s.ListDeliveries(context.Background(), tc.q)
 		if !errors.Is(err, store.ErrCursor) {
@@ -264,4 +268,28 @@ func testDeliveriesCanceledContext(t *testing.T, s DeliveryStore) {
 	if _, err := s.ListDeliveries(ctx, store.DeliveryQuery{EndpointID: endpoint.NewID(now())}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("ListDeliveries(canceled) = %v, want context.Canceled", err)
 	}
+}
+
+// movedCursor is cursor with the time of the sort key it continues after replaced by at: the
+// same endpoint and filters, a start no listing of them gives.
+func movedCursor(t *testing.T, cursor, at string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]string
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	_, id, ok := strings.Cut(c["a"], "#")
+	if !ok {
+		t.Fatalf("cursor %s continues after %q, not a time and an id", b, c["a"])
+	}
+	c["a"] = at + "#" + id
+	out, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(out)
 }
