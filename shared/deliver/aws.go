@@ -11,6 +11,7 @@ import (
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
 )
 
@@ -24,11 +25,12 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slo
 		return nil, fmt.Errorf("%s: %w", config.EnvEndpointSecretsKey, err)
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
+	q := sqs.NewFromConfig(awsCfg)
 	rules := message.Rules{MaxPayloadBytes: cfg.MaxPayloadBytes, AllowHTTPTargets: cfg.AllowHTTPTargets, AllowPrivateTargets: cfg.AllowPrivateTargets}
 	return &Handler{
 		Store:     store.NewDynamoDB(db, cfg.TableName, cfg.RecordTTL),
 		Endpoints: NewEndpointCache(store.NewDynamoDBEndpoints(db, cfg.TableName), keyring, rules),
 		Sender:    sender,
-		Queue:     sqs.NewFromConfig(awsCfg), QueueURL: cfg.QueueURL, Config: cfg, Log: logger,
+		Queue:     q, QueueURL: cfg.QueueURL, Producer: queue.NewProducer(q, cfg.QueueURL), Config: cfg, Log: logger,
 	}, nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/push"
+	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/runner"
 	"github.com/pushfn/pushfn/shared/store"
 )
@@ -37,6 +38,14 @@ type Queue interface {
 }
 
 var _ Queue = (*sqs.Client)(nil)
+
+// Producer queues new copies: the deliveries a fan-out expands into. *queue.Producer is the
+// real one.
+type Producer interface {
+	Send(ctx context.Context, entries []queue.Entry) []error
+}
+
+var _ Producer = (*queue.Producer)(nil)
 
 // Sender makes one delivery attempt; *push.Client is the real one.
 type Sender interface {
@@ -83,8 +92,11 @@ type Handler struct {
 	Endpoints Endpoints
 	Queue     Queue  // nil: no visibility changes are made (benchmarks)
 	QueueURL  string // the queue the records come from
-	Config    config.Config
-	Log       *slog.Logger // nil: no logs
+	// Producer queues copies to the queue the records come from; nil hands back the records
+	// that need it (fan-outs) as if the queue could not be reached.
+	Producer Producer
+	Config   config.Config
+	Log      *slog.Logger // nil: no logs
 
 	// StoreBudget is the time allowed for the claim of one record, on top of the request
 	// timeout; 0 means DefaultStoreBudget. The result write has a budget of its own: it is
