@@ -152,7 +152,7 @@ func TestValidate(t *testing.T) {
 func TestCheckEventType(t *testing.T) {
 	t.Parallel()
 	for name, ok := range map[string]bool{"order.shipped": true, "a": true, "order.*": false, "*": false, "": false, "a b": false, "é": false} {
-		if got := CheckEventType(name) == ""; got != ok {
+		if got := message.CheckEventType(name) == ""; got != ok {
 			t.Errorf("CheckEventType(%q) accepts = %v, want %v", name, got, ok)
 		}
 	}

@@ -13,10 +13,10 @@ import (
 // Limits of an endpoint's fields. URL and headers follow a message target's limits
 // (message.MaxURLBytes, message.MaxHeaders).
 const (
-	MaxTenantIDChars      = 128
+	MaxTenantIDChars      = message.MaxTenantIDChars
 	MaxDescriptionChars   = 1024
 	MaxEventTypes         = 64
-	MaxEventTypeBytes     = 128
+	MaxEventTypeBytes     = message.MaxEventTypeBytes
 	MaxRatePerSecond      = 10_000
 	MaxMetadataKeys       = 32
 	MaxMetadataKeyBytes   = 64
@@ -37,7 +37,7 @@ func Validate(e Endpoint, r message.Rules) []message.Problem {
 		ps = append(ps, message.Problem{Index: -1, Field: field, Reason: reason})
 	}
 	if e.TenantID != "" {
-		if reason := CheckTenantID(e.TenantID); reason != "" {
+		if reason := message.CheckTenantID(e.TenantID); reason != "" {
 			add("tenant_id", reason)
 		}
 	}
@@ -72,33 +72,6 @@ func Validate(e Endpoint, r message.Rules) []message.Problem {
 	return ps
 }
 
-// CheckTenantID returns why id is not a valid tenant id (1 to 128 printable ASCII characters,
-// space to ~), or "".
-func CheckTenantID(id string) string {
-	if id == "" || len(id) > MaxTenantIDChars {
-		return fmt.Sprintf("must be 1 to %d characters; got %d", MaxTenantIDChars, len(id))
-	}
-	if !printable(id, 0x20) {
-		return "must be printable ASCII (space to ~)"
-	}
-	return ""
-}
-
-// CheckEventType returns why name is not a valid event type (1 to 128 printable ASCII
-// characters without spaces or *, such as "order.shipped"), or "".
-func CheckEventType(name string) string {
-	if name == "" || len(name) > MaxEventTypeBytes {
-		return fmt.Sprintf("must be 1 to %d characters; got %d", MaxEventTypeBytes, len(name))
-	}
-	if !printable(name, 0x21) {
-		return "must be printable ASCII without spaces"
-	}
-	if strings.Contains(name, "*") {
-		return `must not contain * (only a subscription's trailing ".*" is a wildcard)`
-	}
-	return ""
-}
-
 // checkPattern returns why p is not a valid subscription: an event type, or a prefix of one
 // followed by ".*" ("order.*"). "*" alone is refused: no event_types at all means every type.
 func checkPattern(p string) string {
@@ -109,12 +82,12 @@ func checkPattern(p string) string {
 		if prefix == "" {
 			return `".*" needs a prefix before it, such as "order.*"`
 		}
-		if reason := CheckEventType(prefix + "."); reason != "" {
+		if reason := message.CheckEventType(prefix + "."); reason != "" {
 			return reason
 		}
 		return ""
 	}
-	return CheckEventType(p)
+	return message.CheckEventType(p)
 }
 
 // Match reports whether an endpoint subscribed to patterns receives events of type eventType:
@@ -154,7 +127,7 @@ func checkMetadata(md map[string]string) []message.Problem {
 		switch {
 		case k == "" || len(k) > MaxMetadataKeyBytes:
 			add(field, fmt.Sprintf("key must be 1 to %d characters", MaxMetadataKeyBytes))
-		case !printable(k, 0x21):
+		case !message.Printable(k, 0x21):
 			add(field, "key must be printable ASCII without spaces")
 		case len(v) > MaxMetadataValueBytes:
 			add(field, fmt.Sprintf("value is %d bytes; at most %d are allowed", len(v), MaxMetadataValueBytes))
@@ -164,14 +137,4 @@ func checkMetadata(md map[string]string) []message.Problem {
 		add("metadata", fmt.Sprintf("keys and values take %d bytes; at most %d are allowed", total, MaxMetadataBytes))
 	}
 	return ps
-}
-
-// printable reports whether every byte of s is from low to ~.
-func printable(s string, low byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < low || s[i] > '~' {
-			return false
-		}
-	}
-	return true
 }

@@ -184,7 +184,7 @@ func listQuery(req events.APIGatewayV2HTTPRequest) (store.EndpointQuery, *messag
 		v := values[k]
 		switch k {
 		case "tenant_id":
-			if reason := endpoint.CheckTenantID(v); reason != "" {
+			if reason := message.CheckTenantID(v); reason != "" {
 				add(k, reason+" (leave tenant_id out to list every endpoint)")
 				continue
 			}

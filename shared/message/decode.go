@@ -128,6 +128,9 @@ func (d *decoder) message(raw []byte, index int) Message {
 	return d.members(members, index)
 }
 
+// destinations are the members that name where a message goes; a message gives exactly one.
+var destinations = []string{"target", "endpoint_id", "event_type"}
+
 // members decodes the members of one message object found at index.
 func (d *decoder) members(members map[string]json.RawMessage, index int) Message {
 	var m Message
@@ -147,9 +150,19 @@ func (d *decoder) members(members map[string]json.RawMessage, index int) Message
 				d.fail(index, k, "must not be empty: leave it out, or give the id POST /v1/endpoints answered")
 			}
 		case "event_type":
-			d.fail(index, k, "fan-out by event type is not available yet; name one endpoint with endpoint_id, or a target")
+			if IsJSONNull(v) {
+				continue
+			}
+			if d.str(v, &m.EventType, index, k) && m.EventType == "" {
+				d.fail(index, k, `must not be empty: the type endpoints subscribe to, such as "order.shipped"`)
+			}
 		case "tenant_id":
-			d.fail(index, k, "selects the endpoints of a fan-out by event_type, which is not available yet")
+			if IsJSONNull(v) {
+				continue
+			}
+			if d.str(v, &m.TenantID, index, k) && m.TenantID == "" {
+				d.fail(index, k, "must not be empty: leave it out to fan out to the endpoints of no tenant")
+			}
 		case "payload":
 			if IsJSONNull(v) {
 				d.fail(index, "payload", "must be a JSON value other than null")
@@ -188,15 +201,24 @@ func (d *decoder) members(members map[string]json.RawMessage, index int) Message
 			}
 			m.ExpiresAt = &t
 		default:
-			d.fail(index, k, "unknown field; a message has target or endpoint_id, payload, idempotency_key, delay_seconds and expires_at")
+			d.fail(index, k, "unknown field; a message has target, endpoint_id or event_type (with tenant_id), payload, idempotency_key, delay_seconds and expires_at")
+		}
+	}
+	// Whatever a destination holds, even an empty url: one destination per message.
+	var given []string
+	for _, k := range destinations {
+		if present(members, k) {
+			given = append(given, k)
 		}
 	}
 	switch {
-	case !present(members, "target") && !present(members, "endpoint_id") && !present(members, "event_type"):
-		d.fail(index, "target", `required: {"url": "https://..."}, or an endpoint_id in its place`)
-	case present(members, "target") && present(members, "endpoint_id"):
-		// Whatever the target holds, even an empty url: one destination per message.
-		d.fail(index, "endpoint_id", "a message names one destination: give target or endpoint_id, not both")
+	case len(given) == 0:
+		d.fail(index, "target", `required: {"url": "https://..."}, or an endpoint_id or an event_type in its place`)
+	case len(given) > 1:
+		d.fail(index, given[1], "a message names one destination: give one of target, endpoint_id and event_type")
+	}
+	if present(members, "tenant_id") && !present(members, "event_type") {
+		d.fail(index, "tenant_id", "selects the endpoints of a fan-out: give it with event_type")
 	}
 	if _, ok := members["payload"]; !ok {
 		d.fail(index, "payload", "required: the JSON value to push")

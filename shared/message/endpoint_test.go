@@ -10,7 +10,7 @@ import (
 const okEndpoint = "ep_06h3230102tq4gpdzyxsvjwpec"
 
 // TestParseDestination checks the rule that a message names exactly one destination: a target
-// or an endpoint_id (event_type, the fan-out, is refused until it exists).
+// an endpoint_id or an event_type (a fan-out, with an optional tenant_id).
 func TestParseDestination(t *testing.T) {
 	t.Parallel()
 	ep := fmt.Sprintf("%q", okEndpoint)
@@ -23,9 +23,9 @@ func TestParseDestination(t *testing.T) {
 		{"endpoint only", msg("target", "-", "endpoint_id", ep), nil, ""},
 		{"endpoint, target null", msg("target", "null", "endpoint_id", ep), nil, ""},
 		{"target, endpoint null", msg("endpoint_id", "null"), nil, ""},
-		{"both", msg("endpoint_id", ep), []string{"endpoint_id"}, "not both"},
-		{"both, target with headers only", msg("target", `{"url":"`+okURL+`","headers":{"X-A":"1"}}`, "endpoint_id", ep), []string{"endpoint_id"}, "not both"},
-		{"both, target with an empty url", msg("target", `{"url":""}`, "endpoint_id", ep), []string{"endpoint_id"}, "not both"},
+		{"both", msg("endpoint_id", ep), []string{"endpoint_id"}, "one destination"},
+		{"both, target with headers only", msg("target", `{"url":"`+okURL+`","headers":{"X-A":"1"}}`, "endpoint_id", ep), []string{"endpoint_id"}, "one destination"},
+		{"both, target with an empty url", msg("target", `{"url":""}`, "endpoint_id", ep), []string{"endpoint_id"}, "one destination"},
 		{"neither", msg("target", "-"), []string{"target"}, "endpoint_id"},
 		{"neither, both null", msg("target", "null", "endpoint_id", "null"), []string{"target"}, "endpoint_id"},
 		{"endpoint empty", msg("target", "-", "endpoint_id", `""`), []string{"endpoint_id"}, "empty"},
@@ -33,9 +33,20 @@ func TestParseDestination(t *testing.T) {
 		{"endpoint of another kind", msg("target", "-", "endpoint_id", `"msg_06h3230102tq4gpdzyxsvjwpec"`), []string{"endpoint_id"}, "not an endpoint id"},
 		{"endpoint too short", msg("target", "-", "endpoint_id", `"ep_06h32"`), []string{"endpoint_id"}, "not an endpoint id"},
 		{"endpoint upper case", msg("target", "-", "endpoint_id", `"`+strings.ToUpper(okEndpoint)+`"`), []string{"endpoint_id"}, "not an endpoint id"},
-		{"event type", msg("target", "-", "event_type", `"order.shipped"`), []string{"event_type"}, "not available yet"},
-		{"event type and tenant", msg("target", "-", "event_type", `"order.shipped"`, "tenant_id", `"acme"`), []string{"event_type", "tenant_id"}, "not available yet"},
-		{"event type beside a target", msg("event_type", `"order.shipped"`), []string{"event_type"}, "not available yet"},
+		{"event type", msg("target", "-", "event_type", `"order.shipped"`), nil, ""},
+		{"event type and tenant", msg("target", "-", "event_type", `"order.shipped"`, "tenant_id", `"acme"`), nil, ""},
+		{"event type, others null", msg("target", "null", "endpoint_id", "null", "event_type", `"order.shipped"`, "tenant_id", "null"), nil, ""},
+		{"event type beside a target", msg("event_type", `"order.shipped"`), []string{"event_type"}, "one destination"},
+		{"event type beside an endpoint", msg("target", "-", "endpoint_id", ep, "event_type", `"order.shipped"`), []string{"event_type"}, "one destination"},
+		{"event type empty", msg("target", "-", "event_type", `""`), []string{"event_type"}, "empty"},
+		{"event type with a star", msg("target", "-", "event_type", `"order.*"`), []string{"event_type"}, "*"},
+		{"event type with a space", msg("target", "-", "event_type", `"order shipped"`), []string{"event_type"}, "without spaces"},
+		{"event type a number", msg("target", "-", "event_type", `1`), []string{"event_type"}, "string"},
+		{"event type too long", msg("target", "-", "event_type", `"`+strings.Repeat("a", MaxEventTypeBytes+1)+`"`), []string{"event_type"}, "1 to 128"},
+		{"tenant empty", msg("target", "-", "event_type", `"order.shipped"`, "tenant_id", `""`), []string{"tenant_id"}, "empty"},
+		{"tenant with a control character", msg("target", "-", "event_type", `"order.shipped"`, "tenant_id", `"a\tb"`), []string{"tenant_id"}, "printable"},
+		{"tenant alone", msg("target", "-", "tenant_id", `"acme"`), []string{"target", "tenant_id"}, "required"},
+		{"tenant beside a target", msg("tenant_id", `"acme"`), []string{"tenant_id"}, "event_type"},
 		{"tenant beside an endpoint", msg("target", "-", "endpoint_id", ep, "tenant_id", `"acme"`), []string{"tenant_id"}, "event_type"},
 	}
 	for _, tt := range tests {

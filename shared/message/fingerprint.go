@@ -13,12 +13,20 @@ import (
 // told apart from a reused one: the SHA-256, in hex, of canonical JSON over the
 // target URL, its headers (names canonicalized) and the payload (keys sorted, no insignificant
 // whitespace); for a message to an endpoint, over the endpoint id and the payload (what the
-// endpoint's URL and headers are when it is delivered is the endpoint's, not the message's).
+// endpoint's URL and headers are when it is delivered is the endpoint's, not the message's); for
+// a fan-out, over the event type, the tenant id and the payload.
 // Delay and expiry are not part of it.
 func Fingerprint(m Message) (string, error) {
 	payload, err := canonicalJSON(m.Payload)
 	if err != nil {
 		return "", fmt.Errorf("fingerprint: %w", err)
+	}
+	if m.EventType != "" {
+		return digest(struct {
+			EventType string          `json:"event_type"`
+			TenantID  string          `json:"tenant_id"`
+			Payload   json.RawMessage `json:"payload"`
+		}{m.EventType, m.TenantID, payload})
 	}
 	if m.EndpointID != "" {
 		return digest(struct {
@@ -37,8 +45,8 @@ func Fingerprint(m Message) (string, error) {
 	}{m.Target.URL, headers, payload})
 }
 
-// digest is the SHA-256, in hex, of v as JSON without HTML escaping. The two shapes Fingerprint
-// hashes have different keys, so a message to an endpoint never shares a target's fingerprint.
+// digest is the SHA-256, in hex, of v as JSON without HTML escaping. The shapes Fingerprint hashes
+// have different keys, so a message to an endpoint never shares a target's fingerprint.
 func digest(v any) (string, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

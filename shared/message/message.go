@@ -16,11 +16,15 @@ type Target struct {
 	Headers map[string]string `json:"headers,omitempty"`
 }
 
-// Message is what a caller submits. It names exactly one destination: a Target, or the
-// EndpointID of an endpoint registered before (its URL, headers and secrets are the endpoint's).
+// Message is what a caller submits. It names exactly one destination: a Target, the
+// EndpointID of an endpoint registered before (its URL, headers and secrets are the endpoint's),
+// or an EventType: a fan-out to every endpoint of TenantID ("" for the endpoints of no tenant)
+// subscribed to that type.
 type Message struct {
 	Target         Target          `json:"target,omitzero"`
 	EndpointID     string          `json:"endpoint_id,omitempty"`
+	EventType      string          `json:"event_type,omitempty"`
+	TenantID       string          `json:"tenant_id,omitempty"`
 	Payload        json.RawMessage `json:"payload"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
 	DelaySeconds   int             `json:"delay_seconds,omitempty"`
@@ -34,9 +38,18 @@ type Envelope struct {
 	Target Target `json:"target,omitzero"`
 	// EndpointID, in place of Target, names the endpoint the message goes to: the deliver
 	// function reads its URL, headers and secrets (never carried in a queue message) itself.
-	EndpointID string          `json:"endpoint_id,omitempty"`
-	Payload    json.RawMessage `json:"payload"`
-	ExpiresAt  *time.Time      `json:"expires_at,omitempty"`
+	EndpointID string `json:"endpoint_id,omitempty"`
+	// EventType, in place of Target, makes the copy a fan-out's expansion: the deliver function
+	// queues one delivery copy for every endpoint of TenantID subscribed to the type.
+	EventType string `json:"event_type,omitempty"`
+	TenantID  string `json:"tenant_id,omitempty"`
+	// MessageID is set in the copy of one delivery of a fan-out, whose ID is the delivery's
+	// (DeliveryID): the message the delivery belongs to, the webhook-id its endpoint receives.
+	// CreatedAt is that message's acceptance, which the delivery's record keeps.
+	MessageID string          `json:"message_id,omitempty"`
+	CreatedAt *time.Time      `json:"created_at,omitempty"`
+	Payload   json.RawMessage `json:"payload"`
+	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
 	// Fingerprint binds this copy to the record it was queued for: the record's fingerprint
 	// when the copy was made. A copy whose fingerprint is not its record's must never be sent in
 	// its place. Empty only in copies queued before copies carried it.
@@ -97,7 +110,18 @@ type Record struct {
 	Fingerprint    string
 	IdempotencyKey string // empty when the caller gave none
 	TargetHost     string // the host of the target URL, or of the endpoint's URL at acceptance
-	EndpointID     string // the endpoint the message goes to; empty for a message with a target
+	EndpointID     string // the endpoint the message or delivery goes to; empty for a target
+	// MessageID is set in the record of one delivery of a fan-out (ID a DeliveryID): the message
+	// it belongs to.
+	MessageID string
+	// EventType and TenantID are set in the record of a fan-out message.
+	EventType string
+	TenantID  string
+	// FanoutCursor is where the expansion of a fan-out goes on (a position in its listing of
+	// endpoints, "" at the start), and FanoutDeliveries how many deliveries it has queued
+	// before that position; once the record is delivered, the fan-out's number of deliveries.
+	FanoutCursor     string
+	FanoutDeliveries int
 	Attempts       int
 	LeaseToken     string    // set while a worker holds the lease
 	LeaseUntil     time.Time // zero when no lease is held

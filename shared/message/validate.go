@@ -113,9 +113,21 @@ func (r Rules) Validate(m Message, now time.Time) []Problem {
 	add := func(field, reason string) {
 		ps = append(ps, Problem{Index: -1, Field: field, Reason: reason})
 	}
+	hasTarget := m.Target.URL != "" || m.Target.Headers != nil
 	switch {
-	case m.EndpointID != "" && (m.Target.URL != "" || m.Target.Headers != nil):
-		add("endpoint_id", "a message names one destination: give target or endpoint_id, not both")
+	case m.EndpointID != "" && hasTarget:
+		add("endpoint_id", "a message names one destination: give one of target, endpoint_id and event_type")
+	case m.EventType != "" && (hasTarget || m.EndpointID != ""):
+		add("event_type", "a message names one destination: give one of target, endpoint_id and event_type")
+	case m.TenantID != "" && m.EventType == "":
+		add("tenant_id", "selects the endpoints of a fan-out: give it with event_type")
+	case m.EventType != "":
+		if reason := CheckEventType(m.EventType); reason != "" {
+			add("event_type", reason)
+		}
+		if reason := CheckTenantID(m.TenantID); m.TenantID != "" && reason != "" {
+			add("tenant_id", reason)
+		}
 	case m.EndpointID != "":
 		if !ValidEndpointID(m.EndpointID) {
 			add("endpoint_id", "is not an endpoint id: ep_ and 26 characters, as POST /v1/endpoints answered it")
