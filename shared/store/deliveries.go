@@ -37,14 +37,34 @@ type DeliveryPage struct {
 	Next string
 }
 
-// Deliveries lists an endpoint's deliveries from an index, never by a scan.
+// MessageDeliveryQuery asks for one page of a fan-out message's deliveries, in endpoint id order.
+type MessageDeliveryQuery struct {
+	MessageID string
+	// Limit and Cursor are as in DeliveryQuery; a cursor is bound to its message.
+	Limit  int
+	Cursor string
+}
+
+// Deliveries lists deliveries from the table's indexes, never by a scan.
 type Deliveries interface {
+	// ListMessageDeliveries returns one page of the deliveries of a fan-out message made so far
+	// (a delivery's record is made by its first claim), or ErrCursor.
+	ListMessageDeliveries(ctx context.Context, q MessageDeliveryQuery) (DeliveryPage, error)
+
+	// CountDeliveries returns how many deliveries of a fan-out message are in each state, of
+	// those made so far.
+	CountDeliveries(ctx context.Context, messageID string) (map[message.Status]int, error)
+
 	// ListDeliveries returns one page of the deliveries q selects, or ErrCursor for a cursor of
 	// another listing (another endpoint or other filters) or a garbled one. It reads an index,
 	// so a delivery written an instant before may be missing from it in AWS (DynamoDB's indexes
 	// are eventually consistent).
 	ListDeliveries(ctx context.Context, q DeliveryQuery) (DeliveryPage, error)
 }
+
+// messageDeliveriesPrefix begins the gsi1 partition key of a fan-out's delivery: "msg#" +
+// message id; its sort key is the endpoint id.
+const messageDeliveriesPrefix = "msg#"
 
 // endpointDeliveriesPrefix begins the gsi2 partition key of a delivery: "ep#" + endpoint id.
 const endpointDeliveriesPrefix = "ep#"
@@ -65,7 +85,7 @@ func deliveryKeys(rec message.Record) (pk, sk string, ok bool) {
 // idOfSortKey is the message id a delivery sort key ends with.
 func idOfSortKey(sk string) (string, bool) {
 	_, id, ok := strings.Cut(sk, "#")
-	return id, ok && message.ValidID(id)
+	return id, ok && message.ValidRecordID(id)
 }
 
 func (q DeliveryQuery) limit() int {

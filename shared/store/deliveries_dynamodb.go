@@ -111,3 +111,92 @@ func (d *DynamoDB) ListDeliveries(ctx context.Context, q DeliveryQuery) (Deliver
 	}
 	return page, nil
 }
+
+// ListMessageDeliveries implements Deliveries: one Query of gsi1 on the message's partition.
+func (d *DynamoDB) ListMessageDeliveries(ctx context.Context, q MessageDeliveryQuery) (DeliveryPage, error) {
+	op := "list deliveries of " + q.MessageID
+	if err := ctx.Err(); err != nil {
+		return DeliveryPage{}, fmt.Errorf("%s: %w", op, err)
+	}
+	pk := messageDeliveriesPrefix + q.MessageID
+	after, err := decodeCursor(q.Cursor, pk)
+	if err != nil {
+		return DeliveryPage{}, fmt.Errorf("%s: %w", op, err)
+	}
+	var start map[string]types.AttributeValue
+	if after != "" {
+		start = map[string]types.AttributeValue{
+			attrID: str(message.DeliveryID(q.MessageID, after)), attrGSI1PK: str(pk), attrGSI1SK: str(after),
+		}
+	}
+	limit := EndpointQuery{Limit: q.Limit}.limit()
+	var page DeliveryPage
+	// One more than the page, so that a cursor is given only when another page exists; a page
+	// DynamoDB ends early (1 MB) is followed on.
+	for {
+		out, err := d.api.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(d.table),
+			IndexName:                 aws.String(indexByTenant),
+			KeyConditionExpression:    aws.String("#pk = :pk"),
+			ExpressionAttributeNames:  map[string]string{"#pk": attrGSI1PK},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+			ExclusiveStartKey:         start,
+			Limit:                     aws.Int32(int32(limit + 1 - len(page.Records))),
+		})
+		if err != nil {
+			return DeliveryPage{}, fmt.Errorf("%s: %w", op, err)
+		}
+		for _, item := range out.Items {
+			rec, err := unmarshalRecord(item)
+			if err != nil {
+				return DeliveryPage{}, fmt.Errorf("%s: %w", op, err)
+			}
+			page.Records = append(page.Records, rec)
+		}
+		start = out.LastEvaluatedKey
+		if start == nil || len(page.Records) > limit {
+			break
+		}
+	}
+	if len(page.Records) > limit {
+		page.Records = page.Records[:limit]
+		page.Next = encodeCursor(pk, page.Records[limit-1].EndpointID)
+	}
+	return page, nil
+}
+
+// CountDeliveries implements Deliveries: Queries of gsi1 on the message's partition that return
+// only the status of each delivery (DynamoDB's 1 MB pages still count whole items).
+func (d *DynamoDB) CountDeliveries(ctx context.Context, messageID string) (map[message.Status]int, error) {
+	op := "count deliveries of " + messageID
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	counts := map[message.Status]int{}
+	var start map[string]types.AttributeValue
+	for {
+		out, err := d.api.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(d.table),
+			IndexName:                 aws.String(indexByTenant),
+			KeyConditionExpression:    aws.String("#pk = :pk"),
+			ProjectionExpression:      aws.String("#status"),
+			ExpressionAttributeNames:  map[string]string{"#pk": attrGSI1PK, "#status": attrStatus},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(messageDeliveriesPrefix + messageID)},
+			ExclusiveStartKey:         start,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		for _, item := range out.Items {
+			r := &itemReader{item: item}
+			st := message.Status(r.str(attrStatus))
+			if r.err != nil || st == "" {
+				return nil, fmt.Errorf("%s: %w: a delivery without a status", op, ErrMalformed)
+			}
+			counts[st]++
+		}
+		if start = out.LastEvaluatedKey; start == nil {
+			return counts, nil
+		}
+	}
+}

@@ -58,3 +58,61 @@ func (m *Memory) ListDeliveries(ctx context.Context, q DeliveryQuery) (DeliveryP
 	}
 	return page, nil
 }
+
+// ListMessageDeliveries implements Deliveries; it counts as one read.
+func (m *Memory) ListMessageDeliveries(ctx context.Context, q MessageDeliveryQuery) (DeliveryPage, error) {
+	op := "list deliveries of " + q.MessageID
+	if err := ctx.Err(); err != nil {
+		return DeliveryPage{}, fmt.Errorf("%s: %w", op, err)
+	}
+	pk := messageDeliveriesPrefix + q.MessageID
+	after, err := decodeCursor(q.Cursor, pk)
+	if err != nil {
+		return DeliveryPage{}, fmt.Errorf("%s: %w", op, err)
+	}
+	m.reads.Add(1)
+	found := m.deliveriesOf(q.MessageID)
+	slices.SortFunc(found, func(a, b message.Record) int { return cmp.Compare(a.EndpointID, b.EndpointID) })
+	limit := EndpointQuery{Limit: q.Limit}.limit()
+	var page DeliveryPage
+	for _, rec := range found {
+		if rec.EndpointID <= after {
+			continue
+		}
+		if len(page.Records) == limit {
+			page.Next = encodeCursor(pk, page.Records[limit-1].EndpointID)
+			break
+		}
+		page.Records = append(page.Records, rec)
+	}
+	return page, nil
+}
+
+// CountDeliveries implements Deliveries; it counts as one read.
+func (m *Memory) CountDeliveries(ctx context.Context, messageID string) (map[message.Status]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("count deliveries of %s: %w", messageID, err)
+	}
+	m.reads.Add(1)
+	counts := map[message.Status]int{}
+	for _, rec := range m.deliveriesOf(messageID) {
+		counts[rec.Status]++
+	}
+	return counts, nil
+}
+
+// deliveriesOf returns copies of the delivery records of message id.
+func (m *Memory) deliveriesOf(id string) []message.Record {
+	var found []message.Record
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for _, rec := range s.records {
+			if rec.MessageID == id {
+				found = append(found, clone(rec))
+			}
+		}
+		s.mu.Unlock()
+	}
+	return found
+}

@@ -69,6 +69,12 @@ const (
 	attrTTL            = "ttl" // epoch seconds: DynamoDB's TTL attribute
 	attrCreateToken    = "create_token"
 	attrReplayed       = "replayed" // a boolean, present only once set
+	// A fan-out's record: its event type (and tenant_id), and the progress of its expansion.
+	attrEventType        = "event_type"
+	attrFanoutCursor     = "fanout_cursor"
+	attrFanoutDeliveries = "fanout_deliveries"
+	// A delivery's record: the message it belongs to.
+	attrMessageID = "message_id"
 )
 
 // Create implements Store.
@@ -150,12 +156,18 @@ func (d *DynamoDB) Claim(ctx context.Context, id string, c Claim) (message.Recor
 		names["#fingerprint"] = attrFingerprint
 		values[":fingerprint"] = str(c.Fingerprint)
 	}
+	set := "SET #status = :delivering, #attempts = if_not_exists(#attempts, :zero) + :one, " +
+		"#lease_token = :token, #lease_until = :until, #updated_at = :updated_at, #ttl = :ttl"
+	if c.New != nil {
+		cond = "attribute_not_exists(#id) OR (" + cond + ")"
+		names["#id"] = attrID
+		set += newRecordSets(id, *c.New, names, values)
+	}
 	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(d.table),
-		Key:                 key(id),
-		ConditionExpression: aws.String(cond),
-		UpdateExpression: aws.String("SET #status = :delivering, #attempts = if_not_exists(#attempts, :zero) + :one, " +
-			"#lease_token = :token, #lease_until = :until, #updated_at = :updated_at, #ttl = :ttl"),
+		TableName:                           aws.String(d.table),
+		Key:                                 key(id),
+		ConditionExpression:                 aws.String(cond),
+		UpdateExpression:                    aws.String(set),
 		ExpressionAttributeNames:            names,
 		ExpressionAttributeValues:           values,
 		ReturnValues:                        types.ReturnValueAllNew,
@@ -204,6 +216,11 @@ func (d *DynamoDB) Finish(ctx context.Context, id string, o Outcome) (message.Re
 		set += ", #delivered_at = :updated_at"
 		names["#delivered_at"] = attrDeliveredAt
 	}
+	if p := o.Fanout; p != nil && o.Token != "" {
+		set += ", #fanout_cursor = :fanout_cursor, #fanout_deliveries = :fanout_deliveries"
+		names["#fanout_cursor"], names["#fanout_deliveries"] = attrFanoutCursor, attrFanoutDeliveries
+		values[":fanout_cursor"], values[":fanout_deliveries"] = str(p.Cursor), num(int64(p.Deliveries))
+	}
 	var cond string
 	values[":delivering"] = str(string(message.Delivering))
 	if o.Token != "" {
@@ -212,7 +229,7 @@ func (d *DynamoDB) Finish(ctx context.Context, id string, o Outcome) (message.Re
 		names["#finished_by"] = attrFinishedBy
 		values[":token"] = str(o.Token)
 	} else {
-		cond = "attribute_exists(#id) AND NOT (#status IN (:delivered, :failed, :expired)) AND " +
+		cond = "NOT (#status IN (:delivered, :failed, :expired)) AND " +
 			"NOT (#status = :delivering AND #lease_until >= :now)"
 		names["#id"] = attrID
 		values[":delivered"] = str(string(message.Delivered))
@@ -223,6 +240,12 @@ func (d *DynamoDB) Finish(ctx context.Context, id string, o Outcome) (message.Re
 			cond += " AND #fingerprint = :fingerprint"
 			names["#fingerprint"] = attrFingerprint
 			values[":fingerprint"] = str(o.Fingerprint)
+		}
+		if o.New != nil {
+			cond = "attribute_not_exists(#id) OR (" + cond + ")"
+			set += newRecordSets(id, *o.New, names, values)
+		} else {
+			cond = "attribute_exists(#id) AND " + cond
 		}
 	}
 	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -254,6 +277,73 @@ func (d *DynamoDB) Finish(ctx context.Context, id string, o Outcome) (message.Re
 		})
 	}
 	return d.written("finish", id, out.Attributes)
+}
+
+// Checkpoint implements Store.
+func (d *DynamoDB) Checkpoint(ctx context.Context, id string, p Progress) (message.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return message.Record{}, fmt.Errorf("checkpoint %s: %w", id, err)
+	}
+	names := map[string]string{
+		"#status": attrStatus, "#lease_token": attrLeaseToken, "#updated_at": attrUpdatedAt, "#ttl": attrTTL,
+		"#fanout_cursor": attrFanoutCursor, "#fanout_deliveries": attrFanoutDeliveries,
+	}
+	values := map[string]types.AttributeValue{
+		":delivering": str(string(message.Delivering)),
+		":token":      str(p.Token),
+		":cursor":     str(p.Cursor),
+		":deliveries": num(int64(p.Deliveries)),
+		":updated_at": timeValue(p.Now),
+		":ttl":        num(ttlAt(p.Now, d.ttl).Unix()),
+	}
+	set := "SET #fanout_cursor = :cursor, #fanout_deliveries = :deliveries, #updated_at = :updated_at, #ttl = :ttl"
+	if p.Release {
+		// A claim takes over a lease that ended before its own time.
+		set += ", #lease_until = :released"
+		names["#lease_until"] = attrLeaseUntil
+		values[":released"] = num(p.Now.UnixMilli() - 1)
+	}
+	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(d.table),
+		Key:                                 key(id),
+		ConditionExpression:                 aws.String("#status = :delivering AND #lease_token = :token"),
+		UpdateExpression:                    aws.String(set),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		if old, ok := conditionRecord(err); ok && checkpointed(old, p) {
+			return old, nil
+		}
+		return message.Record{}, d.conflict("checkpoint", id, err, func(message.Record) error { return ErrLeaseLost })
+	}
+	return d.written("checkpoint", id, out.Attributes)
+}
+
+// checkpointed reports whether rec holds p already: a checkpoint applied before, whose answer
+// was lost. A released lease is no longer the record's, so only the progress is compared then.
+func checkpointed(rec message.Record, p Progress) bool {
+	return (rec.LeaseToken == p.Token || p.Release) && rec.FanoutCursor == p.Cursor && rec.FanoutDeliveries == p.Deliveries &&
+		rec.Status == message.Delivering
+}
+
+// newRecordSets returns the SET clauses (each starting ", ") that write the attributes of a
+// record made by its first claim or finish (Claim.New), adding the names and values it uses.
+func newRecordSets(id string, rec message.Record, names map[string]string, values map[string]types.AttributeValue) string {
+	rec.ID = id
+	var set string
+	for name, v := range marshalRecord(rec) {
+		switch name {
+		case attrMessageID, attrEndpointID, attrFingerprint, attrTargetHost, attrCreatedAt, attrExpiresAt,
+			attrGSI1PK, attrGSI1SK, attrGSI2PK, attrGSI2SK:
+			names["#new_"+name] = name
+			values[":new_"+name] = v
+			set += ", #new_" + name + " = :new_" + name
+		}
+	}
+	return set
 }
 
 // Delete implements Store. A delete whose answer was lost is retried by the SDK, finds no item
@@ -428,6 +518,16 @@ func marshalRecord(rec message.Record) map[string]types.AttributeValue {
 		// Written by the create only: the updates that follow leave them as they are.
 		item[attrGSI2PK], item[attrGSI2SK] = str(pk), str(sk)
 	}
+	putStr(attrMessageID, rec.MessageID)
+	if rec.MessageID != "" {
+		item[attrGSI1PK], item[attrGSI1SK] = str(messageDeliveriesPrefix+rec.MessageID), str(rec.EndpointID)
+	}
+	putStr(attrEventType, rec.EventType)
+	putStr(attrTenantID, rec.TenantID)
+	putStr(attrFanoutCursor, rec.FanoutCursor)
+	if rec.FanoutDeliveries > 0 {
+		item[attrFanoutDeliveries] = num(int64(rec.FanoutDeliveries))
+	}
 	putStr(attrCreateToken, rec.CreateToken)
 	if rec.Replayed {
 		item[attrReplayed] = &types.AttributeValueMemberBOOL{Value: true}
@@ -524,20 +624,25 @@ func (r *itemReader) time(name string) time.Time {
 func unmarshalRecord(item map[string]types.AttributeValue) (message.Record, error) {
 	r := &itemReader{item: item}
 	rec := message.Record{
-		ID:             r.str(attrID),
-		Status:         message.Status(r.str(attrStatus)),
-		Fingerprint:    r.str(attrFingerprint),
-		IdempotencyKey: r.str(attrIdempotencyKey),
-		TargetHost:     r.str(attrTargetHost),
-		EndpointID:     r.str(attrEndpointID),
-		Attempts:       int(r.num(attrAttempts)),
-		LeaseToken:     r.str(attrLeaseToken),
-		FinishedBy:     r.str(attrFinishedBy),
-		CreatedAt:      r.time(attrCreatedAt),
-		UpdatedAt:      r.time(attrUpdatedAt),
-		DeliveredAt:    r.time(attrDeliveredAt),
-		CreateToken:    r.str(attrCreateToken),
-		Replayed:       r.bool(attrReplayed),
+		ID:               r.str(attrID),
+		Status:           message.Status(r.str(attrStatus)),
+		Fingerprint:      r.str(attrFingerprint),
+		IdempotencyKey:   r.str(attrIdempotencyKey),
+		TargetHost:       r.str(attrTargetHost),
+		EndpointID:       r.str(attrEndpointID),
+		Attempts:         int(r.num(attrAttempts)),
+		LeaseToken:       r.str(attrLeaseToken),
+		FinishedBy:       r.str(attrFinishedBy),
+		CreatedAt:        r.time(attrCreatedAt),
+		UpdatedAt:        r.time(attrUpdatedAt),
+		DeliveredAt:      r.time(attrDeliveredAt),
+		CreateToken:      r.str(attrCreateToken),
+		Replayed:         r.bool(attrReplayed),
+		MessageID:        r.str(attrMessageID),
+		EventType:        r.str(attrEventType),
+		TenantID:         r.str(attrTenantID),
+		FanoutCursor:     r.str(attrFanoutCursor),
+		FanoutDeliveries: int(r.num(attrFanoutDeliveries)),
 	}
 	if _, ok := item[attrLeaseUntil]; ok {
 		rec.LeaseUntil = time.UnixMilli(r.num(attrLeaseUntil)).UTC()

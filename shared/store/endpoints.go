@@ -130,7 +130,7 @@ func decodeCursor(s, pk string) (string, error) {
 		return "", fmt.Errorf("%w: garbled", ErrCursor)
 	}
 	if c.Partition != pk {
-		return "", fmt.Errorf("%w: it continues another listing (another tenant_id)", ErrCursor)
+		return "", fmt.Errorf("%w: it continues another listing", ErrCursor)
 	}
 	return c.After, nil
 }

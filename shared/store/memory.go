@@ -108,7 +108,10 @@ func (m *Memory) Claim(ctx context.Context, id string, c Claim) (message.Record,
 	}
 	defer s.mu.Unlock()
 	r, ok := s.records[id]
-	if !ok {
+	switch {
+	case !ok && c.New != nil:
+		r = newRecord(id, *c.New)
+	case !ok:
 		return message.Record{}, fmt.Errorf("claim %s: %w", id, ErrNotFound)
 	}
 	rec := r
@@ -139,7 +142,10 @@ func (m *Memory) Finish(ctx context.Context, id string, o Outcome) (message.Reco
 	}
 	defer s.mu.Unlock()
 	r, ok := s.records[id]
-	if !ok {
+	switch {
+	case !ok && o.Token == "" && o.New != nil:
+		r = newRecord(id, *o.New)
+	case !ok:
 		return message.Record{}, fmt.Errorf("finish %s: %w", id, ErrNotFound)
 	}
 	rec := r
@@ -168,6 +174,42 @@ func (m *Memory) Finish(ctx context.Context, id string, o Outcome) (message.Reco
 	}
 	if o.Status == message.Delivered {
 		rec.DeliveredAt = o.Now
+	}
+	if p := o.Fanout; p != nil && o.Token != "" {
+		rec.FanoutCursor, rec.FanoutDeliveries = p.Cursor, p.Deliveries
+	}
+	m.put(s, rec)
+	return clone(s.records[id]), nil
+}
+
+// newRecord is the record a first claim or finish makes from n (see Claim.New), before the
+// write's own changes.
+func newRecord(id string, n message.Record) message.Record {
+	return message.Record{ID: id, MessageID: n.MessageID, EndpointID: n.EndpointID, Fingerprint: n.Fingerprint,
+		TargetHost: n.TargetHost, CreatedAt: n.CreatedAt, ExpiresAt: n.ExpiresAt}
+}
+
+// Checkpoint implements Store.
+func (m *Memory) Checkpoint(ctx context.Context, id string, p Progress) (message.Record, error) {
+	s, err := m.lock(ctx, &m.writes, id)
+	if err != nil {
+		return message.Record{}, err
+	}
+	defer s.mu.Unlock()
+	rec, ok := s.records[id]
+	switch {
+	case !ok:
+		return message.Record{}, fmt.Errorf("checkpoint %s: %w", id, ErrNotFound)
+	case rec.Status != message.Delivering || rec.LeaseToken != p.Token:
+		if checkpointed(rec, p) {
+			return clone(rec), nil
+		}
+		return message.Record{}, &ConflictError{Err: ErrLeaseLost, Record: clone(rec)}
+	}
+	rec.FanoutCursor, rec.FanoutDeliveries = p.Cursor, p.Deliveries
+	rec.UpdatedAt = p.Now
+	if p.Release {
+		rec.LeaseUntil = p.Now.Add(-time.Millisecond)
 	}
 	m.put(s, rec)
 	return clone(s.records[id]), nil

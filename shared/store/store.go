@@ -66,6 +66,22 @@ type Claim struct {
 	// applies only to a record with that fingerprint (else ErrStale): a copy left over from an
 	// earlier message under the same key is never sent in place of the record's own.
 	Fingerprint string
+	// New, when set, is the record to make when none has the id: its MessageID, EndpointID,
+	// Fingerprint, TargetHost, CreatedAt and ExpiresAt are written with the claim. Only a
+	// delivery of a fan-out has one; every other record is made by Create.
+	New *message.Record
+}
+
+// Progress is how far the expansion of a fan-out has come: the position its listing of
+// endpoints goes on from and how many deliveries it queued before that position.
+type Progress struct {
+	Now        time.Time
+	Token      string // the lease of the expansion (its Claim's token)
+	Cursor     string
+	Deliveries int
+	// Release ends the lease with the write, so that the next copy of the message to be
+	// received takes the expansion over at once: the invocation stops short of its deadline.
+	Release bool
 }
 
 // Outcome is the result of a delivery, or the end of a message that was never claimed.
@@ -80,6 +96,12 @@ type Outcome struct {
 	// Fingerprint, for a write without a token, is the fingerprint of the copy it comes from;
 	// when set, the write applies only to a record with that fingerprint (else ErrStale).
 	Fingerprint string
+	// New, for a write without a token, is the record to make when none has the id (see
+	// Claim.New): a delivery of a fan-out that ends before its first claim.
+	New *message.Record
+	// Fanout, with a token, records the end of a fan-out's expansion: its final position and
+	// number of deliveries.
+	Fanout *Progress
 }
 
 // Store is the contract of a message record store. Every method is one conditional write or one
@@ -97,7 +119,9 @@ type Store interface {
 	// Claim takes a lease when the record is accepted or retrying, delivering with a lease
 	// that ended before c.Now, or failed because its copy was dead-lettered (its last attempt's
 	// error begins with message.ReasonDeadLettered: the copy was redriven), and has
-	// c.Fingerprint when that is set. It sets status Delivering,
+	// c.Fingerprint when that is set; or, when c.New is set, when no record has the id: it
+	// then writes the record c.New describes (the first claim of a fan-out's delivery makes its
+	// record). It sets status Delivering,
 	// the lease and token, counts one attempt and returns the record as written. A record already
 	// leased under c.Token is this claim applied once already: it is returned as it is, with no
 	// error. Otherwise it returns a *ConflictError with the record as found, wrapping ErrFinal,
@@ -110,9 +134,16 @@ type Store interface {
 	// with no error. Without a token it requires the record to be neither final (ErrFinal) nor
 	// leased until o.Now or later (ErrLeased), and to have o.Fingerprint when that is set
 	// (ErrStale), so a write no claim preceded never overwrites a live lease or another message.
+	// With o.New, a missing record is made as Claim.New describes, instead of ErrNotFound.
 	// It clears the lease, names o.Token as the finisher, sets DeliveredAt when o.Status is
 	// Delivered and returns the record as written, or ErrNotFound.
 	Finish(ctx context.Context, id string, o Outcome) (message.Record, error)
+
+	// Checkpoint records p, the progress of the fan-out expansion holding the lease p.Token: it
+	// requires the record to be delivering under that token (else a *ConflictError wrapping
+	// ErrLeaseLost), unless the record already holds exactly p (this write, applied once
+	// before). It returns the record as written, or ErrNotFound.
+	Checkpoint(ctx context.Context, id string, p Progress) (message.Record, error)
 
 	// Delete removes the record written by the create that carried createToken, while it is
 	// still accepted and no replay has marked it: the api's undo when it could not queue the

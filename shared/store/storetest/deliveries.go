@@ -39,6 +39,7 @@ func RunDeliveries(t *testing.T, newStore func(t *testing.T) DeliveryStore) {
 		{"CursorRefused", testDeliveriesCursorRefused},
 		{"DefaultLimit", testDeliveriesDefaultLimit},
 		{"CanceledContext", testDeliveriesCanceledContext},
+		{"OfAMessage", testDeliveriesOfAMessage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

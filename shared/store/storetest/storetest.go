@@ -28,7 +28,7 @@ const lease = 30 * time.Second
 // Every subtest uses record ids of its own, so newStore may hand out stores sharing one table.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
-	for _, tc := range []struct {
+	for _, tc := range append([]struct {
 		name string
 		run  func(t *testing.T, s store.Store)
 	}{
@@ -73,7 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"MarkReplayedMissing", testMarkReplayedMissing},
 		{"MarkReplayedWithoutToken", testMarkReplayedWithoutToken},
 		{"CanceledContext", testCanceledContext},
-	} {
+	}, fanoutTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.run(t, newStore(t))
