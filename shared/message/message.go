@@ -122,16 +122,16 @@ type Record struct {
 	// before that position; once the record is delivered, the fan-out's number of deliveries.
 	FanoutCursor     string
 	FanoutDeliveries int
-	Attempts       int
-	LeaseToken     string    // set while a worker holds the lease
-	LeaseUntil     time.Time // zero when no lease is held
-	FinishedBy     string    // the token of the lease the last claimed result write ended
-	LastAttempt    *Attempt
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	DeliveredAt    time.Time  // zero until delivered
-	ExpiresAt      *time.Time // the message's own expiry, if any
-	TTL            time.Time  // when DynamoDB may delete the record; set by the store on every write
+	Attempts         int
+	LeaseToken       string    // set while a worker holds the lease
+	LeaseUntil       time.Time // zero when no lease is held
+	FinishedBy       string    // the token of the lease the last claimed result write ended
+	LastAttempt      *Attempt
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	DeliveredAt      time.Time  // zero until delivered
+	ExpiresAt        *time.Time // the message's own expiry, if any
+	TTL              time.Time  // when DynamoDB may delete the record; set by the store on every write
 
 	// CreateToken is the random token of the create that wrote the record: a create whose answer
 	// was lost recognises its own write by it, and only that create's undo may remove the record.
