@@ -252,6 +252,8 @@ func (e *Enqueuer) record(ctx context.Context, j *job, now time.Time) {
 		IdempotencyKey: m.IdempotencyKey,
 		TargetHost:     host,
 		EndpointID:     m.EndpointID,
+		EventType:      m.EventType,
+		TenantID:       m.TenantID,
 		CreatedAt:      now,
 		UpdatedAt:      now,
 		ExpiresAt:      m.ExpiresAt,
@@ -289,7 +291,9 @@ func (e *Enqueuer) record(ctx context.Context, j *job, now time.Time) {
 
 // bind sets the job's copy: the message's envelope, bound to its record by the fingerprint.
 func (e *Enqueuer) bind(j *job, expires *time.Time) {
-	env := message.Envelope{ID: j.res.ID, Target: j.msg.Target, EndpointID: j.msg.EndpointID, Payload: j.msg.Payload, ExpiresAt: expires, Fingerprint: j.fp}
+	m := j.msg
+	env := message.Envelope{ID: j.res.ID, Target: m.Target, EndpointID: m.EndpointID, EventType: m.EventType, TenantID: m.TenantID,
+		Payload: m.Payload, ExpiresAt: expires, Fingerprint: j.fp}
 	body, err := message.EncodeEnvelope(env)
 	if err != nil {
 		// Unreachable for a validated message. A fresh record stays behind, accepted and never
