@@ -17,8 +17,9 @@ import (
 
 // FromConfig builds the deliver function's Handler from its configuration (loaded with
 // config.DeliverRequired) and AWS configuration: the record store, the queue whose visibility it
-// changes, and the endpoints of messages sent to one by id, read through a cache and their
-// secrets decrypted with the keyring of ENDPOINT_SECRETS_KEY.
+// changes and to which fan-outs queue their deliveries, and the endpoints: those of messages sent
+// to one, read through a cache and their secrets decrypted with the keyring of
+// ENDPOINT_SECRETS_KEY, and the listing of a tenant's endpoints that fan-outs expand through.
 func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slog.Logger) (*Handler, error) {
 	keyring, err := endpoint.NewKeyring(cfg.EndpointSecretsKey.Reveal())
 	if err != nil {
@@ -26,11 +27,13 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slo
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	q := sqs.NewFromConfig(awsCfg)
+	endpoints := store.NewDynamoDBEndpoints(db, cfg.TableName)
 	rules := message.Rules{MaxPayloadBytes: cfg.MaxPayloadBytes, AllowHTTPTargets: cfg.AllowHTTPTargets, AllowPrivateTargets: cfg.AllowPrivateTargets}
 	return &Handler{
-		Store:     store.NewDynamoDB(db, cfg.TableName, cfg.RecordTTL),
-		Endpoints: NewEndpointCache(store.NewDynamoDBEndpoints(db, cfg.TableName), keyring, rules),
-		Sender:    sender,
-		Queue:     q, QueueURL: cfg.QueueURL, Producer: queue.NewProducer(q, cfg.QueueURL), Config: cfg, Log: logger,
+		Store:       store.NewDynamoDB(db, cfg.TableName, cfg.RecordTTL),
+		Endpoints:   NewEndpointCache(endpoints, keyring, rules),
+		Subscribers: endpoints,
+		Sender:      sender,
+		Queue:       q, QueueURL: cfg.QueueURL, Producer: queue.NewProducer(q, cfg.QueueURL), Config: cfg, Log: logger,
 	}, nil
 }

@@ -92,11 +92,13 @@ type Handler struct {
 	Endpoints Endpoints
 	Queue     Queue  // nil: no visibility changes are made (benchmarks)
 	QueueURL  string // the queue the records come from
-	// Producer queues copies to the queue the records come from; nil hands back the records
-	// that need it (fan-outs) as if the queue could not be reached.
-	Producer Producer
-	Config   config.Config
-	Log      *slog.Logger // nil: no logs
+	// Producer queues copies to the queue the records come from, and Subscribers lists the
+	// endpoints a fan-out may go to; without both, fan-outs are handed back as if the queue or
+	// the store could not be reached.
+	Producer    Producer
+	Subscribers Subscribers
+	Config      config.Config
+	Log         *slog.Logger // nil: no logs
 
 	// StoreBudget is the time allowed for the claim of one record, on top of the request
 	// timeout; 0 means DefaultStoreBudget. The result write has a budget of its own: it is
@@ -237,8 +239,18 @@ func (h *Handler) parse(j *job) {
 		return
 	}
 	j.env = env
-	if !message.ValidID(j.env.ID) {
+	switch {
+	case j.env.MessageID != "":
+		j.bad = checkDelivery(j.env)
+		if j.bad != nil {
+			return
+		}
+	case !message.ValidID(j.env.ID):
 		j.bad = errors.New("no valid message id")
+		return
+	case j.env.EventType != "":
+		j.bad = checkExpansion(j.env)
+		j.host = fanoutKey
 		return
 	}
 	if j.env.EndpointID != "" {
@@ -281,7 +293,11 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 	}
 	if exp := j.env.ExpiresAt; exp != nil && !now.Before(*exp) {
 		log.InfoContext(ctx, "delivery", "message_id", id, "target_host", j.host, "status", message.Expired)
-		h.finishUnclaimed(ctx, j, store.Outcome{Now: now, Status: message.Expired, Fingerprint: j.env.Fingerprint})
+		h.finishUnclaimed(ctx, j, store.Outcome{Now: now, Status: message.Expired, Fingerprint: j.env.Fingerprint, New: h.newRecord(j)})
+		return
+	}
+	if j.env.EventType != "" {
+		h.expand(inv, writes, j, token)
 		return
 	}
 
@@ -289,38 +305,9 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 		return
 	}
 
-	// The lease covers the send and the result write's own budget, which runs to the
-	// invocation's deadline: no other copy may be sent while this worker can still record.
-	lease := h.Config.RequestTimeout + h.storeBudget()
-	if d, ok := inv.Deadline(); ok {
-		lease = max(lease, time.Until(d))
-	}
-	rec, err := h.Store.Claim(ctx, id, store.Claim{Now: now, Lease: lease, Token: token, Fingerprint: j.env.Fingerprint})
-	var ce *store.ConflictError
-	switch {
-	case errors.Is(err, store.ErrFinal):
-		j.verdict = ack
-		log.InfoContext(ctx, "already final, not sent", "message_id", id, "target_host", j.host)
-		return
-	case errors.Is(err, store.ErrStale):
-		// The record now belongs to a later message under the same key, which has copies of
-		// its own: this one must never be sent.
-		j.verdict = ack
-		log.WarnContext(ctx, "copy of an earlier message under the same key, not sent", "message_id", id, "target_host", j.host)
-		return
-	case errors.Is(err, store.ErrLeased) && errors.As(err, &ce):
-		h.handBackFor(j, ce.Record, now)
-		log.InfoContext(ctx, "leased by another worker, not sent", "message_id", id, "target_host", j.host, "visible_in_ms", j.delay.Milliseconds())
-		return
-	case errors.Is(err, store.ErrNotFound):
-		// The api removed the record because it could not queue the message and answered 503:
-		// the caller retries with a new copy, so this one must not be sent.
-		j.verdict = ack
-		log.WarnContext(ctx, "no record for message, not sent", "message_id", id, "target_host", j.host)
-		return
-	case err != nil:
-		h.dependencyFailed(j)
-		log.ErrorContext(ctx, "claim failed", "message_id", id, "target_host", j.host, "error", err.Error())
+	lease := h.lease(inv)
+	rec, err := h.Store.Claim(ctx, id, store.Claim{Now: now, Lease: lease, Token: token, Fingerprint: j.env.Fingerprint, New: h.newRecord(j)})
+	if h.refused(ctx, j, err, now) {
 		return
 	}
 	if rec.Attempts > h.Config.MaxAttempts {
@@ -339,7 +326,8 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
 	}
-	req := push.Request{ID: id, URL: j.env.Target.URL, Parsed: j.url, Headers: j.env.Target.Headers, Body: j.env.Payload, Now: now,
+	// Every delivery of a fan-out carries its message's id, so a receiver deduplicates by it.
+	req := push.Request{ID: cmp.Or(j.env.MessageID, id), URL: j.env.Target.URL, Parsed: j.url, Headers: j.env.Target.Headers, Body: j.env.Payload, Now: now,
 		Timeout: timeout}
 	if ep := j.ep; ep != nil {
 		req.URL, req.Headers, req.Keys = ep.URL, ep.Headers, ep.Keys(now)
@@ -365,6 +353,50 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 		o.Status = message.Failed
 	}
 	h.finish(writes, j, rec.Attempts, o, res.RetryAfter)
+}
+
+// lease is how long a claim holds its record: the send and the result write's own budget, which
+// runs to the invocation's deadline, so that no other copy may be sent while this worker can
+// still record.
+func (h *Handler) lease(inv context.Context) time.Duration {
+	lease := h.Config.RequestTimeout + h.storeBudget()
+	if d, ok := inv.Deadline(); ok {
+		lease = max(lease, time.Until(d))
+	}
+	return lease
+}
+
+// refused reports whether the claim of j's record failed with err, and if so sets j's verdict:
+// acknowledged when the record is final, of another message or gone; handed back when it is
+// leased by another worker or the store could not be reached.
+func (h *Handler) refused(ctx context.Context, j *job, err error, now time.Time) bool {
+	log := h.log()
+	id := j.env.ID
+	var ce *store.ConflictError
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, store.ErrFinal):
+		j.verdict = ack
+		log.InfoContext(ctx, "already final, not sent", "message_id", id, "target_host", j.host)
+	case errors.Is(err, store.ErrStale):
+		// The record now belongs to a later message under the same key, which has copies of
+		// its own: this one must never be sent.
+		j.verdict = ack
+		log.WarnContext(ctx, "copy of an earlier message under the same key, not sent", "message_id", id, "target_host", j.host)
+	case errors.Is(err, store.ErrLeased) && errors.As(err, &ce):
+		h.handBackFor(j, ce.Record, now)
+		log.InfoContext(ctx, "leased by another worker, not sent", "message_id", id, "target_host", j.host, "visible_in_ms", j.delay.Milliseconds())
+	case errors.Is(err, store.ErrNotFound):
+		// The api removed the record because it could not queue the message and answered 503:
+		// the caller retries with a new copy, so this one must not be sent.
+		j.verdict = ack
+		log.WarnContext(ctx, "no record for message, not sent", "message_id", id, "target_host", j.host)
+	default:
+		h.dependencyFailed(j)
+		log.ErrorContext(ctx, "claim failed", "message_id", id, "target_host", j.host, "error", err.Error())
+	}
+	return true
 }
 
 // malformed acknowledges a record that cannot be delivered. It never changes the record of the
@@ -528,7 +560,8 @@ func (h *Handler) deadLetterUnstarted(ctx context.Context, j *job, msg *events.S
 	}
 	now := h.now()
 	_, err := h.Store.Finish(ctx, j.env.ID, store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
-		Attempt: &message.Attempt{At: now, Error: message.ReasonDeadLettered + ": not started before the invocation's deadline"}})
+		Attempt: &message.Attempt{At: now, Error: message.ReasonDeadLettered + ": not started before the invocation's deadline"},
+		New:     h.newRecord(j)})
 	if err != nil && !conflict(err) {
 		h.log().ErrorContext(ctx, "copy goes to the dead-letter queue, its record could not say so", "message_id", j.env.ID, "error", err.Error())
 		return

@@ -187,6 +187,6 @@ func (h *Handler) endpointOpen(ctx context.Context, j *job, now time.Time) bool 
 	h.log().InfoContext(ctx, "delivery", "message_id", j.env.ID, "endpoint_id", j.env.EndpointID, "target_host", j.host,
 		"status", message.Failed, "error", reason)
 	h.finishUnclaimed(ctx, j, store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
-		Attempt: &message.Attempt{At: now, Error: reason}})
+		Attempt: &message.Attempt{At: now, Error: reason}, New: h.newRecord(j)})
 	return false
 }

@@ -38,7 +38,7 @@ func decodeEnvelope(body string) (message.Envelope, error) {
 func fastEnvelope(body string) (message.Envelope, error) {
 	var env message.Envelope
 	d := scanner{s: body}
-	var seenID, seenTarget, seenEndpoint, seenPayload, seenExpires, seenFingerprint bool
+	var seenID, seenTarget, seenEndpoint, seenPayload, seenExpires, seenFingerprint, seenMessage, seenCreated bool
 	err := d.object(func(key string) error {
 		var err error
 		switch {
@@ -51,6 +51,14 @@ func fastEnvelope(body string) (message.Envelope, error) {
 		case key == "endpoint_id" && !seenEndpoint:
 			seenEndpoint = true
 			env.EndpointID, err = d.str()
+		case key == "message_id" && !seenMessage:
+			// A fan-out's delivery; fan-out expansions (event_type) are rare and take the
+			// general decoder.
+			seenMessage = true
+			env.MessageID, err = d.str()
+		case key == "created_at" && !seenCreated:
+			seenCreated = true
+			env.CreatedAt, err = d.time()
 		case key == "target" && !seenTarget:
 			seenTarget = true
 			err = d.target(&env.Target)
@@ -63,17 +71,7 @@ func fastEnvelope(body string) (message.Envelope, error) {
 			}
 		case key == "expires_at" && !seenExpires:
 			seenExpires = true
-			if d.literal("null") {
-				return nil
-			}
-			var s string
-			if s, err = d.str(); err == nil {
-				var t time.Time
-				if t.UnmarshalJSON([]byte(`"`+s+`"`)) != nil {
-					return errSlowPath
-				}
-				env.ExpiresAt = &t
-			}
+			env.ExpiresAt, err = d.time()
 		default:
 			return errSlowPath // unknown, repeated or differently cased key
 		}
@@ -87,6 +85,22 @@ func fastEnvelope(body string) (message.Envelope, error) {
 		return message.Envelope{}, errSlowPath
 	}
 	return env, nil
+}
+
+// time reads a JSON time as time.Time's UnmarshalJSON does, or null.
+func (d *scanner) time() (*time.Time, error) {
+	if d.literal("null") {
+		return nil, nil
+	}
+	s, err := d.str()
+	if err != nil {
+		return nil, err
+	}
+	var t time.Time
+	if t.UnmarshalJSON([]byte(`"`+s+`"`)) != nil {
+		return nil, errSlowPath
+	}
+	return &t, nil
 }
 
 // bytesOf views s as bytes without copying; the bytes must never be written.

@@ -42,6 +42,12 @@ var envelopeSeeds = []string{
 	`{"id":"x","endpoint_id":null,"payload":1}`,
 	`{"id":"x","endpoint_id":"a","endpoint_id":"b","payload":1}`,
 	`{"id":"x","endpoint_id":5,"payload":1}`,
+	`{"id":"dlv_1","message_id":"msg_06h3230102tq4gpdzyxsvjwpec","endpoint_id":"ep_06h3230102tq4gpdzyxsvjwpec","created_at":"2026-12-02T15:04:05.123Z","payload":{"a":1},"fingerprint":"f"}`,
+	`{"id":"x","message_id":"a","message_id":"b","payload":1}`,
+	`{"id":"x","created_at":null,"payload":1}`,
+	`{"id":"x","created_at":"soon","payload":1}`,
+	`{"id":"x","created_at":"2026-12-02T15:04:05+02:00","created_at":"2026-12-02T15:04:05Z","payload":1}`,
+	`{"id":"msg_f","event_type":"order.shipped","tenant_id":"acme","payload":1,"fingerprint":"f"}`,
 	`[]`, ``, `{`, `null`,
 }
 
@@ -95,13 +101,18 @@ func checkEnvelope(t *testing.T, s string) {
 }
 
 func equalEnvelopes(a, b message.Envelope) bool {
-	if a.ID != b.ID || a.Fingerprint != b.Fingerprint || a.Target.URL != b.Target.URL || string(a.Payload) != string(b.Payload) || !reflect.DeepEqual(a.Target.Headers, b.Target.Headers) {
+	if a.ID != b.ID || a.Fingerprint != b.Fingerprint || a.Target.URL != b.Target.URL || string(a.Payload) != string(b.Payload) || !reflect.DeepEqual(a.Target.Headers, b.Target.Headers) ||
+		a.EndpointID != b.EndpointID || a.MessageID != b.MessageID || a.EventType != b.EventType || a.TenantID != b.TenantID {
 		return false
 	}
-	if (a.ExpiresAt == nil) != (b.ExpiresAt == nil) {
+	return equalTimes(a.ExpiresAt, b.ExpiresAt) && equalTimes(a.CreatedAt, b.CreatedAt)
+}
+
+func equalTimes(a, b *time.Time) bool {
+	if (a == nil) != (b == nil) {
 		return false
 	}
-	return a.ExpiresAt == nil || a.ExpiresAt.Equal(*b.ExpiresAt) && a.ExpiresAt.Location().String() == b.ExpiresAt.Location().String()
+	return a == nil || a.Equal(*b) && a.Location().String() == b.Location().String()
 }
 
 func BenchmarkDecodeEnvelope(b *testing.B) {

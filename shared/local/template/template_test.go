@@ -235,8 +235,9 @@ func TestTableActionsCoverTheCalls(t *testing.T) {
 		// The api also writes endpoints (PutItem, DeleteItem) and lists (Query, on the indexes).
 		"ApiFunction":   append(slices.Clone(ingest), "dynamodb:Query"),
 		"RelayFunction": ingest,
-		// Claims and results (Claim, Finish, MarkDeadLettered), and endpoints (GetEndpoint).
-		"DeliverFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+		// Claims and results (Claim, Finish, Checkpoint), endpoints (GetEndpoint) and a
+		// fan-out's listing of them (ListEndpoints).
+		"DeliverFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
 	}
 	for name, actions := range want {
 		doc, _ := json.Marshal(tm.cf.GetAllServerlessFunctionResources()[name].Policies)
