@@ -32,7 +32,7 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slo
 	return &Handler{
 		Store:       store.NewDynamoDB(db, cfg.TableName, cfg.RecordTTL),
 		Endpoints:   NewEndpointCache(endpoints, keyring, rules),
-		Subscribers: endpoints,
+		Subscribers: NewSubscriberCache(endpoints),
 		Sender:      sender,
 		Queue:       q, QueueURL: cfg.QueueURL, Producer: queue.NewProducer(q, cfg.QueueURL), Config: cfg, Log: logger,
 	}, nil

@@ -20,6 +20,32 @@ type Subscribers interface {
 
 var _ Subscribers = store.Endpoints(nil)
 
+// NewSubscriberCache returns l with the first page of each tenant's listing kept for
+// endpoint.DefaultCacheTTL, as endpoints are: a warm function fanning out to a tenant of at most
+// store.MaxListLimit endpoints again and again reads its listing once per TTL, not once per
+// message. A fan-out may so miss an endpoint created, or see one changed, within the TTL before
+// it, as a delivery may see an endpoint's settings that old. Later pages are read each time.
+func NewSubscriberCache(l Subscribers) Subscribers {
+	return &subscriberCache{next: l, firstPages: endpoint.Cache[store.EndpointPage]{
+		Load: func(ctx context.Context, tenant string) (store.EndpointPage, error) {
+			return l.ListEndpoints(ctx, store.EndpointQuery{TenantID: &tenant, Limit: store.MaxListLimit})
+		},
+	}}
+}
+
+type subscriberCache struct {
+	next       Subscribers
+	firstPages endpoint.Cache[store.EndpointPage]
+}
+
+// ListEndpoints implements Subscribers.
+func (c *subscriberCache) ListEndpoints(ctx context.Context, q store.EndpointQuery) (store.EndpointPage, error) {
+	if q.Cursor != "" || q.TenantID == nil || q.Limit != store.MaxListLimit {
+		return c.next.ListEndpoints(ctx, q)
+	}
+	return c.firstPages.Get(ctx, *q.TenantID)
+}
+
 // fanoutKey is the runner's key of every expansion in a batch: they share one per-host limit,
 // which bounds the expansions (and their copies' bodies) in memory at once.
 const fanoutKey = "fanout"

@@ -351,3 +351,54 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// countingLister counts the listings it serves.
+type countingLister struct {
+	Subscribers
+	calls atomic.Int64
+}
+
+func (c *countingLister) ListEndpoints(ctx context.Context, q store.EndpointQuery) (store.EndpointPage, error) {
+	c.calls.Add(1)
+	return c.Subscribers.ListEndpoints(ctx, q)
+}
+
+// A warm function reads a small tenant's listing once per cache lifetime, however many
+// fan-outs it expands; a tenant of more than one page reads its later pages each time.
+func TestFanOutReadsATenantsFirstPageOncePerTTL(t *testing.T) {
+	t.Parallel()
+	b := newFanBundle(t)
+	counted := &countingLister{Subscribers: b.eps}
+	cache := NewSubscriberCache(counted)
+	cache.(*subscriberCache).firstPages.Now = b.clock.Now
+	b.h.Subscribers = cache
+	for i := range 3 {
+		b.endpoint(t, "http://127.0.0.1:1/small/"+strconv.Itoa(i), func(r *endpoint.Record) { r.TenantID = "small" })
+	}
+	for i := range 150 {
+		b.endpoint(t, "http://127.0.0.1:1/big/"+strconv.Itoa(i), func(r *endpoint.Record) { r.TenantID = "big" })
+	}
+	for range 5 {
+		rec, _ := b.fanOut(t, "order.shipped", "small")
+		b.handle(t, rec)
+	}
+	if n := counted.calls.Load(); n != 1 {
+		t.Errorf("5 fan-outs to a tenant of 3 endpoints listed it %d times, want 1", n)
+	}
+	if n := len(b.prod.take()); n != 15 {
+		t.Errorf("%d copies queued, want 15", n)
+	}
+	for range 2 {
+		rec, _ := b.fanOut(t, "order.shipped", "big")
+		b.handle(t, rec)
+	}
+	if n := counted.calls.Load(); n != 4 { // big's first page once, its second twice
+		t.Errorf("listings after 2 fan-outs to a tenant of 150 endpoints: %d, want 4", n)
+	}
+	b.clock.add(endpoint.DefaultCacheTTL + time.Second)
+	rec, _ := b.fanOut(t, "order.shipped", "small")
+	b.handle(t, rec)
+	if n := counted.calls.Load(); n != 5 {
+		t.Errorf("after the cache's lifetime the listing was read %d times in all, want 5", n)
+	}
+}
