@@ -213,3 +213,44 @@ func TestEndpointEvents(t *testing.T) {
 		check(t, ms)
 	})
 }
+
+// The samples of fan-outs: each message names an event type (and a tenant) and no other
+// destination, as the relay parses it.
+func TestFanOutEvents(t *testing.T) {
+	t.Parallel()
+	check := func(t *testing.T, ms []message.Message) {
+		t.Helper()
+		if len(ms) == 0 {
+			t.Fatal("no messages")
+		}
+		for i, m := range ms {
+			if message.CheckEventType(m.EventType) != "" || m.TenantID == "" || m.EndpointID != "" || m.Target.URL != "" || len(m.Payload) == 0 {
+				t.Errorf("message %d: %+v: want an event type, a tenant, no other destination, a payload", i, m)
+			}
+		}
+	}
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	t.Run("eventbridge-fanout.json", func(t *testing.T) {
+		t.Parallel()
+		var ev events.EventBridgeEvent
+		decodeStrict(t, readFile(t, "eventbridge-fanout.json"), &ev)
+		m, err := message.Rules{}.Parse(ev.Detail, now)
+		if err != nil {
+			t.Fatalf("detail: %v", err)
+		}
+		check(t, []message.Message{m})
+	})
+	t.Run("sns-fanout.json", func(t *testing.T) {
+		t.Parallel()
+		var ev events.SNSEvent
+		decodeStrict(t, readFile(t, "sns-fanout.json"), &ev)
+		if len(ev.Records) != 1 || ev.Records[0].EventSource != "aws:sns" {
+			t.Fatalf("records %+v: want one SNS notification", ev.Records)
+		}
+		ms, err := message.Rules{}.ParseBatch([]byte(ev.Records[0].SNS.Message), now)
+		if err != nil {
+			t.Fatalf("SNS message: %v", err)
+		}
+		check(t, ms)
+	})
+}
