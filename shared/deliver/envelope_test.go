@@ -42,6 +42,18 @@ var envelopeSeeds = []string{
 	`{"id":"x","endpoint_id":null,"payload":1}`,
 	`{"id":"x","endpoint_id":"a","endpoint_id":"b","payload":1}`,
 	`{"id":"x","endpoint_id":5,"payload":1}`,
+	`{"id":"msg_s","endpoint_id":"ep_1","payload":1,"fingerprint":"f","slot":8824975200,"slot_rate":5}`,
+	`{"id":"x","payload":1,"slot":0,"slot_rate":0}`,
+	`{"id":"x","payload":1,"slot":-5}`,
+	`{"id":"x","payload":1,"slot":1.5}`,
+	`{"id":"x","payload":1,"slot":1e3}`,
+	`{"id":"x","payload":1,"slot":007}`,
+	`{"id":"x","payload":1,"slot":"7"}`,
+	`{"id":"x","payload":1,"slot":null,"slot_rate":null}`,
+	`{"id":"x","payload":1,"slot":1,"slot":2}`,
+	`{"id":"x","payload":1,"slot":99999999999999999999}`,
+	`{"id":"x","payload":1,"slot_rate":9223372036854775807}`,
+	`{"id":"x","payload":1,"slot":123456789012345678}`,
 	`[]`, ``, `{`, `null`,
 }
 
@@ -52,6 +64,15 @@ func TestDecodeEnvelopeMatchesEncodingJSON(t *testing.T) {
 	}
 	deep := `{"id":"x","payload":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`
 	checkEnvelope(t, deep)
+}
+
+// The fast path decodes the slot of a re-queued copy itself, not through encoding/json.
+func TestDecodeEnvelopeFastPathSlot(t *testing.T) {
+	t.Parallel()
+	env, err := fastEnvelope(`{"id":"msg_s","endpoint_id":"ep_1","payload":1,"fingerprint":"f","slot":8824975200,"slot_rate":5}`)
+	if err != nil || env.Slot != 8824975200 || env.SlotRate != 5 {
+		t.Fatalf("fastEnvelope = %+v, %v; want slot 8824975200 at rate 5", env, err)
+	}
 }
 
 func TestDecodeEnvelopeFastPathCopiesNothing(t *testing.T) {
@@ -95,7 +116,7 @@ func checkEnvelope(t *testing.T, s string) {
 }
 
 func equalEnvelopes(a, b message.Envelope) bool {
-	if a.ID != b.ID || a.Fingerprint != b.Fingerprint || a.Target.URL != b.Target.URL || string(a.Payload) != string(b.Payload) || !reflect.DeepEqual(a.Target.Headers, b.Target.Headers) {
+	if a.ID != b.ID || a.Fingerprint != b.Fingerprint || a.EndpointID != b.EndpointID || a.Slot != b.Slot || a.SlotRate != b.SlotRate || a.Target.URL != b.Target.URL || string(a.Payload) != string(b.Payload) || !reflect.DeepEqual(a.Target.Headers, b.Target.Headers) {
 		return false
 	}
 	if (a.ExpiresAt == nil) != (b.ExpiresAt == nil) {
