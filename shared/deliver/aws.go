@@ -12,13 +12,15 @@ import (
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/queue"
+	"github.com/pushfn/pushfn/shared/ratelimit"
 	"github.com/pushfn/pushfn/shared/store"
 )
 
 // FromConfig builds the deliver function's Handler from its configuration (loaded with
 // config.DeliverRequired) and AWS configuration: the record store, the queue whose visibility it
-// changes, and the endpoints of messages sent to one by id, read through a cache and their
-// secrets decrypted with the keyring of ENDPOINT_SECRETS_KEY.
+// changes, the endpoints of messages sent to one by id, read through a cache and their
+// secrets decrypted with the keyring of ENDPOINT_SECRETS_KEY, and the limiter of their rate
+// limits, its slot counters in the table.
 func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slog.Logger) (*Handler, error) {
 	keyring, err := endpoint.NewKeyring(cfg.EndpointSecretsKey.Reveal())
 	if err != nil {
@@ -32,5 +34,6 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slo
 		Endpoints: NewEndpointCache(store.NewDynamoDBEndpoints(db, cfg.TableName), keyring, rules),
 		Sender:    sender,
 		Queue:     q, QueueURL: cfg.QueueURL, Producer: queue.NewProducer(q, cfg.QueueURL), Config: cfg, Log: logger,
+		Limiter: ratelimit.New(store.NewDynamoDBSlots(db, cfg.TableName)),
 	}, nil
 }
