@@ -12,14 +12,17 @@ import (
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/queue"
+	"github.com/pushfn/pushfn/shared/ratelimit"
 	"github.com/pushfn/pushfn/shared/store"
 )
 
 // FromConfig builds the deliver function's Handler from its configuration (loaded with
 // config.DeliverRequired) and AWS configuration: the record store, the queue whose visibility it
-// changes and to which fan-outs queue their deliveries, and the endpoints: those of messages sent
-// to one, read through a cache and their secrets decrypted with the keyring of
-// ENDPOINT_SECRETS_KEY, and the listing of a tenant's endpoints that fan-outs expand through.
+// changes and to which fan-outs queue their deliveries (and copies waiting for their rate limit
+// slot), the endpoints: those of messages sent to one, read through a cache and their secrets
+// decrypted with the keyring of ENDPOINT_SECRETS_KEY, and the listing of a tenant's endpoints
+// that fan-outs expand through; and the limiter of their rate limits, its slot counters in the
+// table.
 func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slog.Logger) (*Handler, error) {
 	keyring, err := endpoint.NewKeyring(cfg.EndpointSecretsKey.Reveal())
 	if err != nil {
@@ -35,5 +38,6 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slo
 		Subscribers: NewSubscriberCache(endpoints),
 		Sender:      sender,
 		Queue:       q, QueueURL: cfg.QueueURL, Producer: queue.NewProducer(q, cfg.QueueURL), Config: cfg, Log: logger,
+		Limiter: ratelimit.New(store.NewDynamoDBSlots(db, cfg.TableName)),
 	}, nil
 }

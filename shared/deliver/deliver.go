@@ -28,6 +28,7 @@ import (
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/queue"
+	"github.com/pushfn/pushfn/shared/ratelimit"
 	"github.com/pushfn/pushfn/shared/runner"
 	"github.com/pushfn/pushfn/shared/store"
 )
@@ -97,8 +98,11 @@ type Handler struct {
 	// the store could not be reached.
 	Producer    Producer
 	Subscribers Subscribers
-	Config      config.Config
-	Log         *slog.Logger // nil: no logs
+	// Limiter hands out the send slots of endpoints with a rate limit; nil leaves the limits
+	// unenforced (benchmarks, tests of other things).
+	Limiter Limiter
+	Config  config.Config
+	Log     *slog.Logger // nil: no logs
 
 	// StoreBudget is the time allowed for the claim of one record, on top of the request
 	// timeout; 0 means DefaultStoreBudget. The result write has a budget of its own: it is
@@ -135,6 +139,7 @@ type job struct {
 	// deadLetter: this is the copy's last receive and its message is recorded failed
 	// (dead-lettered); handed back, the copy goes to the dead-letter queue, to be redriven.
 	deadLetter bool
+	slot       ratelimit.Slot // the rate-limit slot the send goes in; Rate 0 when none
 	verdict    verdict
 	delay      time.Duration
 }
@@ -301,7 +306,7 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 		return
 	}
 
-	if j.env.EndpointID != "" && !h.endpointOpen(ctx, j, now) {
+	if j.env.EndpointID != "" && (!h.endpointOpen(ctx, j, now) || !h.awaitSlot(ctx, j)) {
 		return
 	}
 
@@ -314,6 +319,10 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 		// Earlier workers claimed it and died before recording a result, too often.
 		h.finish(writes, j, rec.Attempts, store.Outcome{Now: now, Status: message.Failed, Token: token,
 			Attempt: &message.Attempt{At: now, Error: "attempts exhausted"}}, 0)
+		return
+	}
+	if j.slot.Rate > 0 && !h.now().Before(j.slot.SendBy()) {
+		h.slotMissed(writes, j, rec.Attempts, token)
 		return
 	}
 

@@ -40,6 +40,8 @@ type Endpoint struct {
 	Host     string // the per-host limit's key and the logs' target_host, as for a target
 	Headers  map[string]string
 	Disabled bool
+	// RatePerSecond is the endpoint's rate limit; 0 means none.
+	RatePerSecond int
 	// Refused says why the URL or headers break the target rules as they are now (they are
 	// checked again at delivery: the rules may have changed since the endpoint was written);
 	// nil when they pass.
@@ -98,6 +100,9 @@ func NewEndpointCache(r EndpointReader, keyring *endpoint.Keyring, rules message
 // resolve makes rec ready to deliver to.
 func resolve(rec endpoint.Record, keyring *endpoint.Keyring, rules message.Rules) (Endpoint, error) {
 	e := Endpoint{URL: rec.URL, Headers: rec.Headers, Disabled: rec.Disabled, Host: message.TargetHost(rec.URL)}
+	if rec.RateLimit != nil {
+		e.RatePerSecond = rec.RateLimit.PerSecond
+	}
 	var problems []string
 	if err := rules.CheckURL(rec.URL); err != nil {
 		problems = append(problems, "url "+err.Error())

@@ -38,7 +38,7 @@ func decodeEnvelope(body string) (message.Envelope, error) {
 func fastEnvelope(body string) (message.Envelope, error) {
 	var env message.Envelope
 	d := scanner{s: body}
-	var seenID, seenTarget, seenEndpoint, seenPayload, seenExpires, seenFingerprint, seenMessage, seenCreated bool
+	var seenID, seenTarget, seenEndpoint, seenPayload, seenExpires, seenFingerprint, seenMessage, seenCreated, seenSlot, seenSlotRate bool
 	err := d.object(func(key string) error {
 		var err error
 		switch {
@@ -59,6 +59,14 @@ func fastEnvelope(body string) (message.Envelope, error) {
 		case key == "created_at" && !seenCreated:
 			seenCreated = true
 			env.CreatedAt, err = d.time()
+		case key == "slot" && !seenSlot:
+			seenSlot = true
+			env.Slot, err = d.uint()
+		case key == "slot_rate" && !seenSlotRate:
+			seenSlotRate = true
+			var n int64
+			n, err = d.uint()
+			env.SlotRate = int(n)
 		case key == "target" && !seenTarget:
 			seenTarget = true
 			err = d.target(&env.Target)
@@ -162,6 +170,23 @@ func (d *scanner) str() (string, error) {
 		}
 	}
 	return "", errSlowPath
+}
+
+// uint reads a whole number from 0 to 10^18 without sign, fraction or exponent.
+func (d *scanner) uint() (int64, error) {
+	d.ws()
+	start, n := d.i, int64(0)
+	for d.i < len(d.s) && '0' <= d.s[d.i] && d.s[d.i] <= '9' && d.i-start < 18 {
+		n = n*10 + int64(d.s[d.i]-'0')
+		d.i++
+	}
+	switch {
+	case d.i == start, d.s[start] == '0' && d.i-start > 1:
+		return 0, errSlowPath
+	case d.i < len(d.s) && (d.s[d.i] == '.' || d.s[d.i] == 'e' || d.s[d.i] == 'E' || '0' <= d.s[d.i] && d.s[d.i] <= '9'):
+		return 0, errSlowPath // a fraction, an exponent or more digits: encoding/json decides
+	}
+	return n, nil
 }
 
 // object reads an object, calling field for each key with the scanner at its value.

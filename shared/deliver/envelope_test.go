@@ -48,6 +48,18 @@ var envelopeSeeds = []string{
 	`{"id":"x","created_at":"soon","payload":1}`,
 	`{"id":"x","created_at":"2026-12-02T15:04:05+02:00","created_at":"2026-12-02T15:04:05Z","payload":1}`,
 	`{"id":"msg_f","event_type":"order.shipped","tenant_id":"acme","payload":1,"fingerprint":"f"}`,
+	`{"id":"msg_s","endpoint_id":"ep_1","payload":1,"fingerprint":"f","slot":8824975200,"slot_rate":5}`,
+	`{"id":"x","payload":1,"slot":0,"slot_rate":0}`,
+	`{"id":"x","payload":1,"slot":-5}`,
+	`{"id":"x","payload":1,"slot":1.5}`,
+	`{"id":"x","payload":1,"slot":1e3}`,
+	`{"id":"x","payload":1,"slot":007}`,
+	`{"id":"x","payload":1,"slot":"7"}`,
+	`{"id":"x","payload":1,"slot":null,"slot_rate":null}`,
+	`{"id":"x","payload":1,"slot":1,"slot":2}`,
+	`{"id":"x","payload":1,"slot":99999999999999999999}`,
+	`{"id":"x","payload":1,"slot_rate":9223372036854775807}`,
+	`{"id":"x","payload":1,"slot":123456789012345678}`,
 	`[]`, ``, `{`, `null`,
 }
 
@@ -58,6 +70,15 @@ func TestDecodeEnvelopeMatchesEncodingJSON(t *testing.T) {
 	}
 	deep := `{"id":"x","payload":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`
 	checkEnvelope(t, deep)
+}
+
+// The fast path decodes the slot of a re-queued copy itself, not through encoding/json.
+func TestDecodeEnvelopeFastPathSlot(t *testing.T) {
+	t.Parallel()
+	env, err := fastEnvelope(`{"id":"msg_s","endpoint_id":"ep_1","payload":1,"fingerprint":"f","slot":8824975200,"slot_rate":5}`)
+	if err != nil || env.Slot != 8824975200 || env.SlotRate != 5 {
+		t.Fatalf("fastEnvelope = %+v, %v; want slot 8824975200 at rate 5", env, err)
+	}
 }
 
 func TestDecodeEnvelopeFastPathCopiesNothing(t *testing.T) {
@@ -102,7 +123,7 @@ func checkEnvelope(t *testing.T, s string) {
 
 func equalEnvelopes(a, b message.Envelope) bool {
 	if a.ID != b.ID || a.Fingerprint != b.Fingerprint || a.Target.URL != b.Target.URL || string(a.Payload) != string(b.Payload) || !reflect.DeepEqual(a.Target.Headers, b.Target.Headers) ||
-		a.EndpointID != b.EndpointID || a.MessageID != b.MessageID || a.EventType != b.EventType || a.TenantID != b.TenantID {
+		a.EndpointID != b.EndpointID || a.MessageID != b.MessageID || a.EventType != b.EventType || a.TenantID != b.TenantID || a.Slot != b.Slot || a.SlotRate != b.SlotRate {
 		return false
 	}
 	return equalTimes(a.ExpiresAt, b.ExpiresAt) && equalTimes(a.CreatedAt, b.CreatedAt)

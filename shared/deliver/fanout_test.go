@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,12 +22,13 @@ import (
 	"github.com/pushfn/pushfn/shared/store"
 )
 
-// fakeProducer keeps the entries it is sent; fail, when set, decides per call (1-based) whether
-// the whole call fails.
+// fakeProducer keeps the entries it is sent. err, when set, fails every entry with it; fail,
+// when set, decides per call (1-based) whether the whole call fails.
 type fakeProducer struct {
 	mu      sync.Mutex
 	calls   int
 	entries []queue.Entry
+	err     error
 	fail    func(call int) bool
 }
 
@@ -37,14 +39,21 @@ func (p *fakeProducer) Send(_ context.Context, entries []queue.Entry) []error {
 	defer p.mu.Unlock()
 	p.calls++
 	errs := make([]error, len(entries))
-	if p.fail != nil && p.fail(p.calls) {
+	if p.err != nil || (p.fail != nil && p.fail(p.calls)) {
 		for i := range errs {
-			errs[i] = errQueueDown
+			errs[i] = cmp.Or(p.err, errQueueDown)
 		}
 		return errs
 	}
 	p.entries = append(p.entries, entries...)
 	return errs
+}
+
+// sent returns the entries sent since the last take.
+func (p *fakeProducer) sent() []queue.Entry {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]queue.Entry(nil), p.entries...)
 }
 
 // take returns the entries sent since the last take, as SQS records.

@@ -54,6 +54,10 @@ type Envelope struct {
 	// when the copy was made. A copy whose fingerprint is not its record's must never be sent in
 	// its place. Empty only in copies queued before copies carried it.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Slot and SlotRate, on a copy re-queued to wait for its endpoint's rate limit, are the send
+	// slot it holds and the rate its numbering was made at; SlotRate 0 means no slot.
+	Slot     int64 `json:"slot,omitempty"`
+	SlotRate int   `json:"slot_rate,omitempty"`
 }
 
 // Status is the state of a message's delivery.
