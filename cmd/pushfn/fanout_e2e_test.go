@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pushfn/pushfn/shared/local/awstest"
+	"github.com/pushfn/pushfn/shared/local/receiver"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/store"
@@ -191,4 +196,182 @@ func TestIntegrationFanOutToThousandsSurvivesAKill(t *testing.T) {
 			t.Fatal("three tries, and the kill never came while the expansion was mid-way")
 		}
 	}
+}
+
+// timedReceiver is pushfn's receiver (the one `pushfn receiver --secret` serves), in process:
+// it verifies each push's signature with the endpoint's secret and keeps, per webhook-id, the
+// pushes and their arrival times.
+type timedReceiver struct {
+	*httptest.Server
+	mu      sync.Mutex
+	pushes  map[string]int
+	badSigs int
+	arrived []time.Time
+}
+
+func newTimedReceiver(t *testing.T, secret string) *timedReceiver {
+	t.Helper()
+	key, err := push.ParseSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &timedReceiver{pushes: map[string]int{}}
+	rc := &receiver.Receiver{Status: http.StatusOK, Keys: [][]byte{key}}
+	rc.OnPush = func(p receiver.Push) {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		tr.arrived = append(tr.arrived, time.Now())
+		tr.pushes[p.ID]++
+		if !p.Signed || !p.SignatureOK {
+			tr.badSigs++
+		}
+	}
+	tr.Server = httptest.NewServer(rc)
+	t.Cleanup(tr.Close)
+	return tr
+}
+
+// got returns the pushes per webhook-id, the pushes with a bad or no signature, and the most
+// pushes that arrived within one calendar second, with the count of each second.
+func (tr *timedReceiver) got() (per map[string]int, bad, maxPerSecond int, seconds []int) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	per = maps.Clone(tr.pushes)
+	bySecond := map[int64]int{}
+	var first, last int64
+	for i, at := range tr.arrived {
+		s := at.Unix()
+		bySecond[s]++
+		if i == 0 || s < first {
+			first = s
+		}
+		last = max(last, s)
+	}
+	for s := first; len(tr.arrived) > 0 && s <= last; s++ {
+		seconds = append(seconds, bySecond[s])
+		maxPerSecond = max(maxPerSecond, bySecond[s])
+	}
+	return per, tr.badSigs, maxPerSecond, seconds
+}
+
+func newSecret(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "whsec_" + base64.StdEncoding.EncodeToString(b)
+}
+
+// TestIntegrationFanOutToATenant publishes 300 events of three types through the batch route
+// to a tenant of three endpoints, each with its own secret: one subscribed to order.* only, one
+// disabled, one limited to 5 deliveries a second. Each receives exactly the events it
+// subscribed to, once each, signed with its own secret; the disabled one none, its deliveries
+// failed endpoint_disabled; the limited one never more than 5 in a calendar second.
+func TestIntegrationFanOutToATenant(t *testing.T) {
+	t.Parallel()
+	s := startStack(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	tenant := "tenant-" + strings.ToLower(s.table)
+	type ep struct {
+		view endpointView
+		recv *timedReceiver
+	}
+	create := func(extra map[string]any) ep {
+		secret := newSecret(t)
+		e := ep{recv: newTimedReceiver(t, secret)}
+		body := map[string]any{"url": e.recv.URL + "/hook", "tenant_id": tenant, "secret": secret}
+		maps.Copy(body, extra)
+		if code := s.do(t, ctx, http.MethodPost, "/v1/endpoints", body, &e.view); code != http.StatusCreated {
+			t.Fatalf("create %v: %d", extra, code)
+		}
+		return e
+	}
+	filtered := create(map[string]any{"event_types": []string{"order.*"}})
+	disabled := create(map[string]any{"disabled": true})
+	limited := create(map[string]any{"rate_limit": map[string]any{"per_second": 5}})
+
+	types := []string{"order.created", "order.shipped", "invoice.paid"}
+	var msgs []any
+	for i := range 300 {
+		msgs = append(msgs, map[string]any{"event_type": types[i%3], "tenant_id": tenant, "payload": map[string]any{"n": i}})
+	}
+	var acc struct {
+		Messages []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"messages"`
+	}
+	if code := s.do(t, ctx, http.MethodPost, "/v1/messages/batch", map[string]any{"messages": msgs}, &acc); code != http.StatusAccepted || len(acc.Messages) != 300 {
+		t.Fatalf("publish: %d, %d messages", code, len(acc.Messages))
+	}
+	orders := map[string]bool{}
+	for i, m := range acc.Messages {
+		if types[i%3] != "invoice.paid" {
+			orders[m.ID] = true
+		}
+	}
+	if !poll(ctx, 200*time.Millisecond, func() bool {
+		a, _, _, _ := filtered.recv.got()
+		c, _, _, _ := limited.recv.got()
+		return len(a) == 200 && len(c) == 300
+	}) {
+		a, _, _, _ := filtered.recv.got()
+		c, _, _, _ := limited.recv.got()
+		t.Fatalf("the filtered endpoint got %d events of 200, the limited one %d of 300", len(a), len(c))
+	}
+	a, badA, _, _ := filtered.recv.got()
+	c, badC, maxC, seconds := limited.recv.got()
+	b, _, _, _ := disabled.recv.got()
+	for id, n := range a {
+		if n != 1 || !orders[id] {
+			t.Errorf("the order.* endpoint got %s %d times (an order event: %v)", id, n, orders[id])
+		}
+	}
+	for _, m := range acc.Messages {
+		if c[m.ID] != 1 {
+			t.Errorf("the limited endpoint got %s %d times, want once", m.ID, c[m.ID])
+		}
+	}
+	if badA != 0 || badC != 0 || len(b) != 0 {
+		t.Errorf("bad signatures: %d and %d; the disabled endpoint got %d events", badA, badC, len(b))
+	}
+	if maxC > 5 {
+		t.Errorf("the endpoint limited to 5/s got %d pushes in one second: per second %v", maxC, seconds)
+	}
+	// The disabled endpoint's deliveries say why it got nothing, once each message's
+	// expansion reached it.
+	var failed int
+	if !poll(ctx, 500*time.Millisecond, func() bool {
+		failed = 0
+		path := "/v1/endpoints/" + disabled.view.ID + "/deliveries?limit=100"
+		for {
+			var page struct {
+				Deliveries []struct {
+					Status      string `json:"status"`
+					LastAttempt *struct {
+						Error string `json:"error"`
+					} `json:"last_attempt"`
+				} `json:"deliveries"`
+				NextCursor *string `json:"next_cursor"`
+			}
+			if s.do(t, ctx, http.MethodGet, path, nil, &page) != http.StatusOK {
+				return false
+			}
+			for _, d := range page.Deliveries {
+				if d.Status == "failed" && d.LastAttempt != nil && d.LastAttempt.Error == "endpoint_disabled" {
+					failed++
+				}
+			}
+			if page.NextCursor == nil {
+				return failed == 300
+			}
+			path = "/v1/endpoints/" + disabled.view.ID + "/deliveries?limit=100&cursor=" + url.QueryEscape(*page.NextCursor)
+		}
+	}) {
+		t.Errorf("the disabled endpoint lists %d deliveries failed endpoint_disabled, want 300", failed)
+	}
+	t.Logf("order.* endpoint: %d events, once each, signatures ok; disabled: %d pushes, %d deliveries failed endpoint_disabled; "+
+		"limited to 5/s: %d events, once each, at most %d in a second, per second %v", len(a), len(b), failed, len(c), maxC, seconds)
 }
