@@ -52,7 +52,9 @@ func (f *fanDeliveries) CountDeliveries(ctx context.Context, messageID string) (
 // failingRecords fails every read of a record.
 type failingRecords struct{ err error }
 
-func (f failingRecords) Get(context.Context, string) (message.Record, error) { return message.Record{}, f.err }
+func (f failingRecords) Get(context.Context, string) (message.Record, error) {
+	return message.Record{}, f.err
+}
 
 // fanBundle is a handler whose messages are recorded in records, and whose deliveries listings
 // and counts read records through dl; the deliver function's writes are made with records' own
