@@ -61,22 +61,32 @@ func (f failingRecords) Get(context.Context, string) (message.Record, error) {
 // calls, as the deliver function makes them.
 type fanBundle struct {
 	*epBundle
-	records *store.Memory
+	records fanStore
 	dl      *fanDeliveries
 }
+
+// fanStore is a record store that lists deliveries: either store.
+type fanStore interface {
+	store.Store
+	store.Deliveries
+}
+
+var (
+	_ fanStore = (*store.Memory)(nil)
+	_ fanStore = (*store.DynamoDB)(nil)
+)
 
 func fanSetup(t *testing.T) *fanBundle {
 	t.Helper()
 	records := &store.Memory{}
-	dl := &fanDeliveries{Deliveries: records}
 	clock := ingesttest.NewClock(t0)
-	h := &Handler{
-		Enqueuer:   &ingest.Enqueuer{Store: records, Producer: &ingesttest.Producer{}, Now: clock.Now, Logger: quiet},
-		Records:    records,
-		Deliveries: dl,
-		Now:        clock.Now,
-		Logger:     quiet,
-	}
+	return fanSetupWith(records, &ingest.Enqueuer{Store: records, Producer: &ingesttest.Producer{}, Now: clock.Now, Logger: quiet}, clock)
+}
+
+// fanSetupWith is fanSetup on records, accepting messages with enq.
+func fanSetupWith(records fanStore, enq *ingest.Enqueuer, clock *ingesttest.Clock) *fanBundle {
+	dl := &fanDeliveries{Deliveries: records}
+	h := &Handler{Enqueuer: enq, Records: records, Deliveries: dl, Now: clock.Now, Logger: quiet}
 	return &fanBundle{epBundle: &epBundle{clock: clock, h: h}, records: records, dl: dl}
 }
 
