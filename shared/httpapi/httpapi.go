@@ -1,6 +1,6 @@
 // Package httpapi is pushfn's HTTP API as an API Gateway HTTP API handler (payload
 // format 2.0): accept one message or a batch, report a message's state, manage endpoints and
-// their secrets, and list an endpoint's deliveries.
+// their secrets, and list the deliveries of an endpoint or of a fan-out message.
 //
 // Ships in the api function.
 package httpapi
