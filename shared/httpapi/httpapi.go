@@ -1,6 +1,6 @@
 // Package httpapi is pushfn's HTTP API as an API Gateway HTTP API handler (payload
 // format 2.0): accept one message or a batch, report a message's state, manage endpoints and
-// their secrets, and list an endpoint's deliveries.
+// their secrets, and list the deliveries of an endpoint or of a fan-out message.
 //
 // Ships in the api function.
 package httpapi
@@ -56,8 +56,9 @@ type Handler struct {
 	// Endpoints and Keyring serve the endpoint routes; without them those routes answer 404.
 	Endpoints store.Endpoints
 	Keyring   *endpoint.Keyring
-	// Deliveries serves GET /v1/endpoints/{id}/deliveries (with Endpoints and Keyring); without
-	// it that route answers 404.
+	// Deliveries serves GET /v1/endpoints/{id}/deliveries (with Endpoints and Keyring), GET
+	// /v1/messages/{id}/deliveries and the deliveries summary of a fan-out's GET; without it those
+	// routes answer 404 and a fan-out's GET has no summary.
 	Deliveries store.Deliveries
 	Logger     *slog.Logger     // nil means slog.Default()
 	Now        func() time.Time // nil means time.Now
@@ -93,11 +94,21 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 			return resp, nil
 		}
 	}
-	if id, ok := strings.CutPrefix(path, PathMessages+"/"); ok && id != "" && !strings.Contains(id, "/") {
-		if method != http.MethodGet {
-			return methodNotAllowed(http.MethodGet), nil
+	if rest, ok := strings.CutPrefix(path, PathMessages+"/"); ok {
+		id, sub, _ := strings.Cut(rest, "/")
+		switch {
+		case id == "":
+		case rest == id:
+			if method != http.MethodGet {
+				return methodNotAllowed(http.MethodGet), nil
+			}
+			return h.get(ctx, id), nil
+		case sub == "deliveries" && h.Deliveries != nil:
+			if method != http.MethodGet {
+				return methodNotAllowed(http.MethodGet), nil
+			}
+			return h.listMessageDeliveries(ctx, req, id), nil
 		}
-		return h.get(ctx, id), nil
 	}
 	return reply(http.StatusNotFound, errorBody(CodeNotFound, "no such route: "+method+" "+path), nil), nil
 }
@@ -268,18 +279,25 @@ func (h *Handler) checkEndpoints(ctx context.Context, ms []message.Message, batc
 	return reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil), true
 }
 
-// View is the body of GET /v1/messages/{id}.
+// View is the body of GET /v1/messages/{id}, and an item of a deliveries listing.
 type View struct {
-	ID          string           `json:"id"`
-	Status      message.Status   `json:"status"`
-	Attempts    int              `json:"attempts"`
-	CreatedAt   time.Time        `json:"created_at"`
-	UpdatedAt   time.Time        `json:"updated_at"`
-	DeliveredAt *time.Time       `json:"delivered_at"`
-	ExpiresAt   *time.Time       `json:"expires_at,omitempty"`
-	TargetHost  string           `json:"target_host"`
-	EndpointID  string           `json:"endpoint_id,omitempty"` // for a message to an endpoint
+	ID          string         `json:"id"`
+	Status      message.Status `json:"status"`
+	Attempts    int            `json:"attempts"`
+	CreatedAt   time.Time      `json:"created_at"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+	DeliveredAt *time.Time     `json:"delivered_at"`
+	ExpiresAt   *time.Time     `json:"expires_at,omitempty"`
+	TargetHost  string         `json:"target_host"`
+	// MessageID is the fan-out message a delivery belongs to (the view of a dlv_ record).
+	MessageID  string `json:"message_id,omitempty"`
+	EndpointID string `json:"endpoint_id,omitempty"` // for a message to an endpoint, and a delivery
+	// EventType and TenantID are those of a fan-out message; Deliveries is its summary, set by
+	// the handler's GET (ViewOf leaves it nil).
+	EventType   string           `json:"event_type,omitempty"`
+	TenantID    string           `json:"tenant_id,omitempty"`
 	LastAttempt *message.Attempt `json:"last_attempt"`
+	Deliveries  *Summary         `json:"deliveries,omitempty"`
 }
 
 // ViewOf reports a record as GET shows it: times in UTC, absent times as null.
@@ -291,7 +309,10 @@ func ViewOf(rec message.Record) View {
 		CreatedAt:   rec.CreatedAt.UTC(),
 		UpdatedAt:   rec.UpdatedAt.UTC(),
 		TargetHost:  rec.TargetHost,
+		MessageID:   rec.MessageID,
 		EndpointID:  rec.EndpointID,
+		EventType:   rec.EventType,
+		TenantID:    rec.TenantID,
 		LastAttempt: rec.LastAttempt,
 	}
 	if !rec.DeliveredAt.IsZero() {
@@ -323,7 +344,15 @@ func (h *Handler) get(ctx context.Context, id string) events.APIGatewayV2HTTPRes
 		h.logger().WarnContext(ctx, "read record", "message_id", id, "error", err)
 		return reply(http.StatusServiceUnavailable, ingest.ErrorBody{Error: ingest.Error{Code: ingest.CodeUnavailable, Message: "the message state could not be read; retry later"}}, map[string]string{"Retry-After": "2"})
 	}
-	return reply(http.StatusOK, ViewOf(rec), nil)
+	v := ViewOf(rec)
+	if rec.EventType != "" && h.Deliveries != nil {
+		s, failed := h.summary(ctx, rec)
+		if failed != nil {
+			return *failed
+		}
+		v.Deliveries = &s
+	}
+	return reply(http.StatusOK, v, nil)
 }
 
 // readBody returns the request body, refusing a non-JSON Content-Type (415) and a body over limit

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -106,5 +108,54 @@ func TestIntegrationAPIQueueDown(t *testing.T) {
 	}
 	if n := s.Items(t); n != 0 {
 		t.Fatalf("%d items left after a failed send", n)
+	}
+}
+
+// A fan-out's summary and deliveries listing read from DynamoDB (gsi1) as from the memory store.
+func TestIntegrationFanout(t *testing.T) {
+	t.Parallel()
+	c := ingesttest.NewClock(t0)
+	s := ingesttest.New(t, c.Now)
+	b := fanSetupWith(s.Store, s.Enqueuer, c)
+	id := b.post(t, fanoutBody)
+	other := b.post(t, `{"event_type": "order.shipped", "payload": 5}`)
+	b.expand(t, id, 5, message.Delivered)
+	eps := epIDs(5)
+	var want []View
+	for i, st := range []message.Status{message.Delivered, message.Failed, message.Retrying, message.Delivered} {
+		want = append(want, ViewOf(b.deliver(t, id, eps[i], st)))
+	}
+	b.deliver(t, other, eps[0], message.Delivered)
+
+	g := b.do(t, http.MethodGet, PathMessages+"/"+id, "")
+	if sum := decode[View](t, g).Deliveries; g.status != http.StatusOK || sum == nil ||
+		*sum != (Summary{Total: 5, Accepted: 1, Delivered: 2, Retrying: 1, Failed: 1}) {
+		t.Fatalf("GET = %d %s", g.status, g.body)
+	}
+	var got []View
+	target, pages := PathMessages+"/"+id+"/deliveries?limit=3", 0
+	for {
+		p := decode[deliveriesView](t, b.do(t, http.MethodGet, target, ""))
+		pages++
+		got = append(got, p.Deliveries...)
+		if p.NextCursor == nil {
+			break
+		}
+		target = PathMessages + "/" + id + "/deliveries?limit=3&cursor=" + url.QueryEscape(*p.NextCursor)
+	}
+	if wantBody, gotBody := reply(200, want, nil).Body, reply(200, got, nil).Body; gotBody != wantBody || pages != 2 {
+		t.Fatalf("%d pages:\n %s\nwant\n %s", pages, gotBody, wantBody)
+	}
+	first := decode[deliveriesView](t, b.do(t, http.MethodGet, PathMessages+"/"+id+"/deliveries?limit=1", ""))
+	if first.NextCursor == nil {
+		t.Fatal("no cursor for the first page")
+	}
+	r := b.do(t, http.MethodGet, PathMessages+"/"+other+"/deliveries?cursor="+url.QueryEscape(*first.NextCursor), "")
+	if r.status != http.StatusBadRequest || !slices.Equal(problemFields(t, r), []string{"cursor"}) {
+		t.Fatalf("another message's cursor = %d %s", r.status, r.body)
+	}
+	single := b.post(t, msg(``))
+	if r := b.do(t, http.MethodGet, PathMessages+"/"+single+"/deliveries", ""); r.status != http.StatusNotFound {
+		t.Fatalf("a message to a target = %d %s", r.status, r.body)
 	}
 }
