@@ -306,8 +306,15 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 		return
 	}
 
-	if j.env.EndpointID != "" && (!h.endpointOpen(ctx, j, now) || !h.awaitSlot(ctx, j)) {
+	if j.env.EndpointID != "" && (!h.endpointOpen(ctx, j, now) || !h.awaitSlot(inv, ctx, j)) {
 		return
+	}
+	if j.slot.Rate > 0 {
+		// The wait for the slot took from the item's time, not from the claim's and the send's:
+		// they get theirs anew (awaitSlot checked the invocation has it).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(itemCtx), h.Config.RequestTimeout+h.storeBudget())
+		defer cancel()
 	}
 
 	lease := h.lease(inv)

@@ -81,9 +81,10 @@ func TestRateLimitFarSlotRequeues(t *testing.T) {
 	if len(sent) != 1 {
 		t.Fatalf("%d copies queued, want 1", len(sent))
 	}
-	// Slot sec+5 starts 4.9 s after the clock: 4 whole seconds; the copy waits the rest.
-	if sent[0].DelaySeconds != 4 {
-		t.Errorf("delay %d s, want 4", sent[0].DelaySeconds)
+	// Slot sec+5 starts 4.9 s after the clock: the copy is to arrive slotLead (2 s) early, so
+	// 2 whole seconds; it waits the rest in the function.
+	if sent[0].DelaySeconds != 2 {
+		t.Errorf("delay %d s, want 2", sent[0].DelaySeconds)
 	}
 	env, err := decodeEnvelope(sent[0].Body)
 	if err != nil || env.ID != id || env.EndpointID != b.ep || env.Fingerprint != fingerprint(id) || env.Slot != b.sec+5 || env.SlotRate != 1 || string(env.Payload) != `{"n":1}` {
@@ -159,8 +160,8 @@ func TestRateLimitCarriedSlot(t *testing.T) {
 				t.Fatalf("record %s, %d copies queued; want accepted, 1", st, len(sent))
 			}
 			env, _ := decodeEnvelope(sent[0].Body)
-			if env.Slot != b.sec*5+tc.requeued || sent[0].DelaySeconds != 19 {
-				t.Errorf("queued again with slot %d after %d s, want slot %d after 19 s", env.Slot, sent[0].DelaySeconds, b.sec*5+tc.requeued)
+			if env.Slot != b.sec*5+tc.requeued || sent[0].DelaySeconds != 17 {
+				t.Errorf("queued again with slot %d after %d s, want slot %d after 17 s (2 s before it starts)", env.Slot, sent[0].DelaySeconds, b.sec*5+tc.requeued)
 			}
 		})
 	}
