@@ -415,6 +415,10 @@ func TestIntegrationE2E(t *testing.T) {
 		testReadmeEndpoints(t, s)
 	})
 
+	t.Run("README Fan-out: two endpoints of a tenant, three event types, each signed with its own secret", func(t *testing.T) {
+		t.Parallel()
+		testFanOutReadme(t, s)
+	})
 	t.Run("README Sending to an endpoint: signed with its secret, then disabled", func(t *testing.T) {
 		t.Parallel()
 		testSendingToEndpoint(t, s)

@@ -155,7 +155,7 @@ func runEndpointExamples(t *testing.T, ctx context.Context, readme, api string) 
 	t.Helper()
 	ep, example, ran := "", "", 0
 	for _, c := range readmeCommands(readme) {
-		if c.section != "Endpoints" || c.sub == sendingSection {
+		if c.section != "Endpoints" || c.sub == sendingSection || c.sub == fanoutSection {
 			continue
 		}
 		head := c.head()
