@@ -298,23 +298,7 @@ func testSendingToEndpoint(t *testing.T, s *e2eStack) {
 		want := parseAnswer(local(c.doc))
 		read := !strings.Contains(c.text, " -d ") && !strings.Contains(c.text, " -X ")
 		for {
-			cmd := exec.CommandContext(ctx, "sh", "-c", local(c.text))
-			cmd.Env = append(os.Environ(), "API="+s.api, "EP="+ep)
-			out, err := cmd.Output()
-			got := parseAnswer(string(out))
-			problems := mismatches(c.text, want, got)
-			if err != nil {
-				problems = append(problems, err.Error())
-			}
-			var wantFields, gotFields map[string]json.RawMessage
-			if json.Unmarshal([]byte(want.body), &wantFields) != nil || json.Unmarshal([]byte(got.body), &gotFields) != nil {
-				problems = append(problems, "the README's answer or the stack's is not a JSON object")
-			}
-			for k := range wantFields {
-				if _, ok := gotFields[k]; !ok {
-					problems = append(problems, "no field "+k+", which the README shows")
-				}
-			}
+			out, got, problems := runDocumented(ctx, local(c.text), c.text, want, "API="+s.api, "EP="+ep)
 			// A read documented with a final status is repeated until the message gets there.
 			if gotStatus := first(statusFld, got.body); read && len(problems) > 0 && gotStatus != "" && !final(gotStatus) && ctx.Err() == nil {
 				time.Sleep(200 * time.Millisecond)

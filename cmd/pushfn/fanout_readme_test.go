@@ -67,23 +67,7 @@ func testFanOutReadme(t *testing.T, s *e2eStack) {
 		want := parseAnswer(local(c.doc))
 		read := !strings.Contains(c.text, " -d ")
 		for {
-			cmd := exec.CommandContext(ctx, "sh", "-c", local(c.text))
-			cmd.Env = append(os.Environ(), "API="+s.api)
-			out, err := cmd.Output()
-			got := parseAnswer(string(out))
-			problems := mismatches(c.text, want, got)
-			if err != nil {
-				problems = append(problems, err.Error())
-			}
-			var wantFields, gotFields map[string]json.RawMessage
-			if json.Unmarshal([]byte(want.body), &wantFields) != nil || json.Unmarshal([]byte(got.body), &gotFields) != nil {
-				problems = append(problems, "the README's answer or the stack's is not a JSON object")
-			}
-			for k := range wantFields {
-				if _, ok := gotFields[k]; !ok {
-					problems = append(problems, "no field "+k+", which the README shows")
-				}
-			}
+			out, got, problems := runDocumented(ctx, local(c.text), c.text, want, "API="+s.api)
 			var answer struct {
 				ID       string `json:"id"`
 				Messages []struct {
@@ -185,4 +169,29 @@ func equalCounts(a, b map[string]int) bool {
 		}
 	}
 	return true
+}
+
+// runDocumented runs the README command text (cmd as the README has it, for the messages) with
+// env added, and returns its output, the answer parsed, and how it differs from want: status
+// line, headers, error code, status and details fields (see mismatches), and every top-level
+// field want shows.
+func runDocumented(ctx context.Context, text, cmd string, want documented, env ...string) ([]byte, documented, []string) {
+	c := exec.CommandContext(ctx, "sh", "-c", text)
+	c.Env = append(os.Environ(), env...)
+	out, err := c.Output()
+	got := parseAnswer(string(out))
+	problems := mismatches(cmd, want, got)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	var wantFields, gotFields map[string]json.RawMessage
+	if json.Unmarshal([]byte(want.body), &wantFields) != nil || json.Unmarshal([]byte(got.body), &gotFields) != nil {
+		problems = append(problems, "the README's answer or the stack's is not a JSON object")
+	}
+	for k := range wantFields {
+		if _, ok := gotFields[k]; !ok {
+			problems = append(problems, "no field "+k+", which the README shows")
+		}
+	}
+	return out, got, problems
 }
