@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+
+	"github.com/pushfn/pushfn/shared/message"
 )
 
 // Fan-outs come through every source as through the api: one copy each, carrying the event
@@ -35,11 +37,12 @@ func TestRelayFanOut(t *testing.T) {
 	// The same EventBridge event again: the same id, answered as a replay. Its record is still
 	// accepted here (nothing expanded it), so a copy is queued again, as for any message; the
 	// expansion's claim lets one copy through.
+	id := message.IDForKey("eb-fan")
 	resp, err := b.h.Handle(context.Background(), json.RawMessage(eventBridge("eb-fan", fanOut)))
-	if err != nil || len(resp.Messages) != 1 || resp.Messages[0].ID != envs[0].ID || resp.Messages[0].Replayed == nil || !*resp.Messages[0].Replayed {
-		t.Fatalf("redelivered event: %+v, %v; want a replay of %s", resp, err, envs[0].ID)
+	if err != nil || len(resp.Messages) != 1 || resp.Messages[0].ID != id || resp.Messages[0].Replayed == nil || !*resp.Messages[0].Replayed {
+		t.Fatalf("redelivered event: %+v, %v; want a replay of %s", resp, err, id)
 	}
-	if again := b.prod.Envelopes(); len(again) != 4 || again[3].ID != envs[0].ID {
+	if again := b.prod.Envelopes(); len(again) != 4 || again[3].ID != id {
 		t.Fatalf("after the replay, copies %+v", again)
 	}
 }
