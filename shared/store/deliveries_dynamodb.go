@@ -123,12 +123,16 @@ func (d *DynamoDB) ListMessageDeliveries(ctx context.Context, q MessageDeliveryQ
 	if err != nil {
 		return DeliveryPage{}, fmt.Errorf("%s: %w", op, err)
 	}
-	var start map[string]types.AttributeValue
+	// The cursor's position is a key condition (sort key after it), not a start key: exact
+	// whatever the table key of the item there.
+	cond := "#pk = :pk"
+	names := map[string]string{"#pk": attrGSI1PK}
+	values := map[string]types.AttributeValue{":pk": str(pk)}
 	if after != "" {
-		start = map[string]types.AttributeValue{
-			attrID: str(message.DeliveryID(q.MessageID, after)), attrGSI1PK: str(pk), attrGSI1SK: str(after),
-		}
+		cond += " AND #sk > :after"
+		names["#sk"], values[":after"] = attrGSI1SK, str(after)
 	}
+	var start map[string]types.AttributeValue
 	limit := EndpointQuery{Limit: q.Limit}.limit()
 	var page DeliveryPage
 	// One more than the page, so that a cursor is given only when another page exists; a page
@@ -137,9 +141,9 @@ func (d *DynamoDB) ListMessageDeliveries(ctx context.Context, q MessageDeliveryQ
 		out, err := d.api.Query(ctx, &dynamodb.QueryInput{
 			TableName:                 aws.String(d.table),
 			IndexName:                 aws.String(indexByTenant),
-			KeyConditionExpression:    aws.String("#pk = :pk"),
-			ExpressionAttributeNames:  map[string]string{"#pk": attrGSI1PK},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+			KeyConditionExpression:    aws.String(cond),
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: values,
 			ExclusiveStartKey:         start,
 			Limit:                     aws.Int32(int32(limit + 1 - len(page.Records))),
 		})
