@@ -54,7 +54,8 @@ type EndpointDisabled struct {
 // endpoint's health: what the endpoint cache read, or, when newer, what its own last write (or
 // a write of another function's that it met) left. Concurrent deliveries to one endpoint share
 // one write. Store and Events are set once, before the first delivery; it is safe for
-// concurrent use, and its memory holds one small entry per endpoint whose health it wrote.
+// concurrent use, and its memory holds one small entry per endpoint whose health it wrote (or
+// tried to).
 type Health struct {
 	// Store makes the writes; nil tracks nothing.
 	Store HealthStore
@@ -93,6 +94,17 @@ func (hl *Health) entry(id string) *healthEntry {
 		hl.entries[id] = e
 	}
 	return e
+}
+
+// known is the newest of what the Health and ep (the cache's read) know of ep's health.
+func (hl *Health) known(ep *Endpoint) healthState {
+	hl.mu.Lock()
+	e := hl.entries[ep.ID]
+	hl.mu.Unlock()
+	if e == nil {
+		return healthState{version: ep.Version, failingSince: ep.FailingSince, disabled: ep.Disabled}
+	}
+	return hl.state(e, ep)
 }
 
 // state is the newest of what e and ep (the cache's read) know of the endpoint's health.
@@ -155,10 +167,10 @@ func (h *Handler) trackHealth(ctx context.Context, j *job, delivered bool, at ti
 		return
 	}
 	disableAfter := h.Config.EndpointDisableAfter
-	e := hl.entry(ep.ID)
-	if !hl.state(e, ep).contradicts(delivered, h.now(), disableAfter) {
+	if !hl.known(ep).contradicts(delivered, h.now(), disableAfter) {
 		return
 	}
+	e := hl.entry(ep.ID)
 	ctx, cancel := context.WithTimeout(ctx, h.storeBudget())
 	defer cancel()
 	select {
