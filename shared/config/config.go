@@ -43,6 +43,9 @@ type Config struct {
 	// the api and deliver functions require it (see APIRequired, DeliverRequired); the relay
 	// never decrypts a secret and does without.
 	EndpointSecretsKey Secret
+	// EndpointDisableAfter is how long every attempt to an endpoint must have failed before the
+	// deliver function disables it (ENDPOINT_DISABLE_AFTER); 0 never disables one.
+	EndpointDisableAfter time.Duration
 }
 
 // Secret is a setting that must never be shown: every textual form hides it. Reveal returns it.
@@ -108,6 +111,8 @@ func Defaults() Config {
 		RecordTTL:       7 * 24 * time.Hour,
 		MaxPayloadBytes: 262_144,
 		LogLevel:        slog.LevelInfo,
+		// As Svix: five days of failure, time to notice and fix a receiver before it is cut off.
+		EndpointDisableAfter: 5 * 24 * time.Hour,
 	}
 }
 
@@ -148,6 +153,7 @@ var settings = []setting{
 	{name: "FUNCTION_TIMEOUT", required: false, parse: durationIn(time.Second, 15*time.Minute, func(c *Config) *time.Duration { return &c.FunctionTimeout })},
 	{name: "MAX_RECEIVE_COUNT", required: false, parse: intIn(1, 1000, func(c *Config) *int { return &c.MaxReceiveCount })},
 	{name: EnvEndpointSecretsKey, required: false, parse: parseEndpointKey, secret: true},
+	{name: "ENDPOINT_DISABLE_AFTER", required: false, parse: durationIn(0, 10*365*24*time.Hour, func(c *Config) *time.Duration { return &c.EndpointDisableAfter })},
 }
 
 // Load reads the settings through getenv (os.Getenv in main, a map in tests). It reports every

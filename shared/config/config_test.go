@@ -27,7 +27,7 @@ func TestLoadDefaults(t *testing.T) {
 	if c.MaxConcurrency != 512 || c.MaxPerHost != 128 || c.RequestTimeout != 10*time.Second ||
 		c.MaxAttempts != 10 || c.RetryBaseDelay != 10*time.Second || c.RetryMaxDelay != time.Hour ||
 		c.RecordTTL != 168*time.Hour || c.MaxPayloadBytes != 262144 || c.LogLevel != slog.LevelInfo ||
-		c.AllowHTTPTargets || c.AllowPrivateTargets || c.SigningSecrets != nil {
+		c.AllowHTTPTargets || c.AllowPrivateTargets || c.SigningSecrets != nil || c.EndpointDisableAfter != 120*time.Hour {
 		t.Fatalf("defaults: got %+v", c)
 	}
 	if c.QueueURL != want.QueueURL || c.TableName != want.TableName {
@@ -56,6 +56,27 @@ func TestLoadParses(t *testing.T) {
 	}
 }
 
+// ENDPOINT_DISABLE_AFTER takes a Go duration or seconds, and 0 for never.
+func TestLoadEndpointDisableAfter(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		value string
+		want  time.Duration
+	}{
+		{"0", 0},
+		{"0s", 0},
+		{"90", 90 * time.Second},
+		{"36h", 36 * time.Hour},
+	} {
+		m := base()
+		m["ENDPOINT_DISABLE_AFTER"] = tt.value
+		c, err := Load(env(m))
+		if err != nil || c.EndpointDisableAfter != tt.want {
+			t.Errorf("ENDPOINT_DISABLE_AFTER=%q: %v, %v; want %v", tt.value, c.EndpointDisableAfter, err, tt.want)
+		}
+	}
+}
+
 func TestLoadRefuses(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -79,6 +100,8 @@ func TestLoadRefuses(t *testing.T) {
 		{"level", "LOG_LEVEL", "loud"},
 		{"lambda level", "AWS_LAMBDA_LOG_LEVEL", "loud"},
 		{"endpoint key too short", "ENDPOINT_SECRETS_KEY", strings.Repeat("k", 31)},
+		{"negative disable after", "ENDPOINT_DISABLE_AFTER", "-1h"},
+		{"disable after not a duration", "ENDPOINT_DISABLE_AFTER", "5 days"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,11 +171,11 @@ func TestLoadNeverEchoesSecrets(t *testing.T) {
 
 func TestNamesCoversEveryVariable(t *testing.T) {
 	t.Parallel()
-	// The 14 settings an operator sets, the 2 the template derives, the level Lambda sets
+	// The 15 settings an operator sets, the 2 the template derives, the level Lambda sets
 	// from the function's logging configuration, and the endpoint secrets key the template
 	// generates.
-	if got := len(Names()); got != 18 {
-		t.Fatalf("Names() has %d variables, want 18", got)
+	if got := len(Names()); got != 19 {
+		t.Fatalf("Names() has %d variables, want 19", got)
 	}
 }
 

@@ -21,8 +21,8 @@ import (
 // changes and to which fan-outs queue their deliveries (and copies waiting for their rate limit
 // slot), the endpoints: those of messages sent to one, read through a cache and their secrets
 // decrypted with the keyring of ENDPOINT_SECRETS_KEY, and the listing of a tenant's endpoints
-// that fan-outs expand through; and the limiter of their rate limits, its slot counters in the
-// table.
+// that fan-outs expand through; the limiter of their rate limits, its slot counters in the
+// table; and the keeping of their health, with no publisher of operational events.
 func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slog.Logger) (*Handler, error) {
 	keyring, err := endpoint.NewKeyring(cfg.EndpointSecretsKey.Reveal())
 	if err != nil {
@@ -39,5 +39,6 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slo
 		Sender:      sender,
 		Queue:       q, QueueURL: cfg.QueueURL, Producer: queue.NewProducer(q, cfg.QueueURL), Config: cfg, Log: logger,
 		Limiter: ratelimit.New(store.NewDynamoDBSlots(db, cfg.TableName)),
+		Health:  &Health{Store: endpoints},
 	}, nil
 }

@@ -101,8 +101,11 @@ type Handler struct {
 	// Limiter hands out the send slots of endpoints with a rate limit; nil leaves the limits
 	// unenforced (benchmarks, tests of other things).
 	Limiter Limiter
-	Config  config.Config
-	Log     *slog.Logger // nil: no logs
+	// Health keeps the health of endpoints, and disables those failing for longer than
+	// Config.EndpointDisableAfter; nil keeps none.
+	Health *Health
+	Config config.Config
+	Log    *slog.Logger // nil: no logs
 
 	// StoreBudget is the time allowed for the claim of one record, on top of the request
 	// timeout; 0 means DefaultStoreBudget. The result write has a budget of its own: it is
@@ -369,6 +372,9 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 		o.Status = message.Failed
 	}
 	h.finish(writes, j, rec.Attempts, o, res.RetryAfter)
+	if j.ep != nil {
+		h.trackHealth(writes, j, res.Outcome == push.Delivered, now)
+	}
 }
 
 // lease is how long a claim holds its record: the send and the result write's own budget, which
