@@ -301,3 +301,47 @@ func testReopenUnclaimedDelivery(t *testing.T, s store.Store) {
 		t.Fatalf("reopened delivery = %s, history %+v, copy %q", got.Status, got.History, got.Copy)
 	}
 }
+
+// testDeliveriesCarryCopy: both listings return a failed delivery's kept copy, decompressed, and
+// none for a delivered one.
+func testDeliveriesCarryCopy(t *testing.T, s DeliveryStore) {
+	ctx := context.Background()
+	at := now()
+	msgID := message.NewID(at)
+	ep := message.NewPrefixedID(message.EndpointIDPrefix, at)
+	keep := []byte(`{"id":"x","payload":` + randomPayload(3, 1000) + `}`)
+	eps := []string{ep, message.NewPrefixedID(message.EndpointIDPrefix, at.Add(time.Millisecond))}
+	for i, status := range []message.Status{message.Failed, message.Delivered} {
+		n := message.Record{MessageID: msgID, EndpointID: eps[i], Fingerprint: "sha256:fan", CreatedAt: at}
+		id := message.DeliveryID(msgID, eps[i])
+		mustClaim(t, s, id, store.Claim{Now: at, Lease: lease, Token: "t", Fingerprint: n.Fingerprint, New: &n})
+		mustFinish(t, s, id, store.Outcome{Now: at, Status: status, Token: "t", Keep: keep, Attempt: &message.Attempt{At: at, StatusCode: 404}})
+	}
+	check := func(what string, recs []message.Record) {
+		t.Helper()
+		if len(recs) == 0 {
+			t.Fatalf("%s listed nothing", what)
+		}
+		for _, r := range recs {
+			switch {
+			case r.Status == message.Failed && !bytes.Equal(r.Copy, keep):
+				t.Errorf("%s: failed delivery %s with copy %q, want the copy kept", what, r.ID, r.Copy)
+			case r.Status == message.Delivered && r.Copy != nil:
+				t.Errorf("%s: delivered delivery %s with a copy", what, r.ID)
+			}
+		}
+	}
+	page, err := s.ListMessageDeliveries(ctx, store.MessageDeliveryQuery{MessageID: msgID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 2 {
+		t.Fatalf("ListMessageDeliveries listed %d, want 2", len(page.Records))
+	}
+	check("ListMessageDeliveries", page.Records)
+	page, err = s.ListDeliveries(ctx, store.DeliveryQuery{EndpointID: ep, Status: message.Failed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("ListDeliveries", page.Records)
+}
