@@ -452,6 +452,7 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 		ctx, cancel = context.WithTimeout(ctx, noDeadlineBudget)
 		defer cancel()
 	}
+	keep(j, &o)
 	var err error
 	pause := backoff.Policy{Base: resultRetryBase, Max: resultRetryMax, Jitter: h.Jitter}
 	for try := 1; ; try++ {
@@ -489,6 +490,15 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 	log.LogAttrs(ctx, slog.LevelInfo, "delivery", slog.String("message_id", j.env.ID), slog.String("target_host", j.host),
 		slog.String("endpoint_id", j.env.EndpointID), slog.Int("attempt", attempts), slog.String("status", string(o.Status)), slog.Int("status_code", a.StatusCode),
 		slog.Int64("duration_ms", a.DurationMS), slog.String("error", a.Error))
+}
+
+// keep has o, when it ends j's record failed or expired, keep j's copy (the SQS message body as
+// received, its payload's bytes untouched), so that the message can be reopened and delivered
+// again. Only a well-formed copy is kept: a malformed one never comes here.
+func keep(j *job, o *store.Outcome) {
+	if o.Status == message.Failed || o.Status == message.Expired {
+		o.Keep = []byte(j.msg.Body)
+	}
 }
 
 // resultContext is the budget of the invocation's result writes: its deadline less the margin,
@@ -538,6 +548,7 @@ func (h *Handler) dependencyFailed(j *job) {
 // finishUnclaimed ends a record that was never claimed (an expired copy). A record already final
 // or gone is left as it is; one leased by a live worker is handed back until that lease ends.
 func (h *Handler) finishUnclaimed(ctx context.Context, j *job, o store.Outcome) {
+	keep(j, &o)
 	_, err := h.Store.Finish(ctx, j.env.ID, o)
 	var ce *store.ConflictError
 	switch {
@@ -581,9 +592,11 @@ func (h *Handler) deadLetterUnstarted(ctx context.Context, j *job, msg *events.S
 		return
 	}
 	now := h.now()
-	_, err := h.Store.Finish(ctx, j.env.ID, store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
+	o := store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
 		Attempt: &message.Attempt{At: now, Error: message.ReasonDeadLettered + ": not started before the invocation's deadline"},
-		New:     h.newRecord(j)})
+		New:     h.newRecord(j)}
+	keep(j, &o)
+	_, err := h.Store.Finish(ctx, j.env.ID, o)
 	if err != nil && !conflict(err) {
 		h.log().ErrorContext(ctx, "copy goes to the dead-letter queue, its record could not say so", "message_id", j.env.ID, "error", err.Error())
 		return
