@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
@@ -16,6 +18,9 @@ type Listing interface {
 }
 
 var _ Listing = store.Deliveries(nil)
+
+// reopenConcurrency bounds the reopen writes of a recovery's page in flight at once.
+const reopenConcurrency = 16
 
 // recoveryKey is the runner's key of every recovery in a batch, as fanoutKey is of expansions.
 const recoveryKey = "recovery"
@@ -92,15 +97,31 @@ func (h *Handler) recoverWindow(inv, writes context.Context, j *job, token strin
 			h.pauseExpansion(writes, j, p, "listing deliveries failed: "+err.Error(), false)
 			return
 		}
+		// The page's failed deliveries, and those this recovery reopened before (a worker that
+		// died mid-page), are reopened at once, a few at a time.
+		var picked []message.Record
+		for _, d := range page.Records {
+			if d.Status == message.Failed || d.ReopenToken == id {
+				picked = append(picked, d)
+			}
+		}
+		reopened := make([]message.Record, len(picked))
+		errs := make([]error, len(picked))
+		var g errgroup.Group
+		g.SetLimit(reopenConcurrency)
+		for i, d := range picked {
+			g.Go(func() error {
+				reopened[i], errs[i] = h.Store.Reopen(writes, d.ID, store.Reopen{Now: h.now(), Token: id})
+				return nil
+			})
+		}
+		_ = g.Wait()
 		var entries []queue.Entry
 		matched, requeued := 0, 0
-		for _, d := range page.Records {
+		for i, d := range picked {
 			mine := d.ReopenToken == id
-			if d.Status != message.Failed && !mine {
-				continue
-			}
 			matched++
-			r, err := h.Store.Reopen(writes, d.ID, store.Reopen{Now: h.now(), Token: id})
+			r, err := reopened[i], errs[i]
 			switch {
 			case err == nil:
 			case errors.Is(err, store.ErrDelivered), errors.Is(err, store.ErrNotFinal):

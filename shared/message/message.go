@@ -110,8 +110,9 @@ type Attempt struct {
 	DurationMS int64     `json:"duration_ms"`
 }
 
-// Record is the stored state of one message: one DynamoDB item (the README's data model). The payload is not
-// part of it; it travels in the queue.
+// Record is the stored state of one message: one DynamoDB item (the README's data model). The payload
+// travels in the queue; the record keeps a copy of it (Copy) only once its delivery has ended
+// failed or expired, so that it can be delivered again.
 type Record struct {
 	ID             string
 	Status         Status
@@ -152,4 +153,20 @@ type Record struct {
 	// Replayed is set once a replay has queued a copy of the message while this record existed,
 	// so the undo of the request that created it leaves it in place.
 	Replayed bool
+
+	// Copy is the queued copy of the message (the SQS message body: its envelope exactly as it
+	// was queued), kept by the write that ended the record failed or expired, so that it can be
+	// queued again; nil while it is live, once delivered, or when none was kept.
+	Copy []byte
+	// History holds the last attempts of the deliveries the record ended before it was reopened,
+	// oldest first (at most MaxHistory).
+	History []Attempt
+	// ReopenToken and ReopenedAt are those of the last reopen, which made a failed or expired
+	// record accepted again to deliver its Copy anew.
+	ReopenToken string
+	ReopenedAt  time.Time
 }
+
+// MaxHistory is how many earlier last attempts a record keeps in its History; a reopen past it
+// drops the oldest.
+const MaxHistory = 20
