@@ -98,6 +98,9 @@ type Handler struct {
 	// the store could not be reached.
 	Producer    Producer
 	Subscribers Subscribers
+	// Listing lists an endpoint's deliveries for recoveries; without it (and Producer), a
+	// recovery is handed back as if the store could not be reached.
+	Listing Listing
 	// Limiter hands out the send slots of endpoints with a rate limit; nil leaves the limits
 	// unenforced (benchmarks, tests of other things).
 	Limiter Limiter
@@ -162,7 +165,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		j := &jobs[i]
 		j.msg = &ev.Records[i]
 		h.parse(j)
-		if j.bad == nil && j.env.EndpointID != "" {
+		if j.bad == nil && j.env.EndpointID != "" && j.host != recoveryKey {
 			h.findEndpoint(ctx, j)
 		}
 		if j.bad == nil {
@@ -248,6 +251,10 @@ func (h *Handler) parse(j *job) {
 	}
 	j.env = env
 	switch {
+	case message.ValidRecoveryID(j.env.ID):
+		j.bad = checkRecovery(j.env)
+		j.host = recoveryKey
+		return
 	case j.env.MessageID != "":
 		j.bad = checkDelivery(j.env)
 		if j.bad != nil {
@@ -306,6 +313,10 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 	}
 	if j.env.EventType != "" {
 		h.expand(inv, writes, j, token)
+		return
+	}
+	if message.ValidRecoveryID(id) {
+		h.recoverWindow(inv, writes, j, token)
 		return
 	}
 

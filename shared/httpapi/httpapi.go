@@ -98,6 +98,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 			return resp, nil
 		}
 	}
+	if id, ok := strings.CutPrefix(path, PathRecoveries+"/"); ok && id != "" && !strings.Contains(id, "/") {
+		if method != http.MethodGet {
+			return methodNotAllowed(http.MethodGet), nil
+		}
+		return h.getRecovery(ctx, id), nil
+	}
 	if rest, ok := strings.CutPrefix(path, PathMessages+"/"); ok {
 		id, sub, _ := strings.Cut(rest, "/")
 		switch {

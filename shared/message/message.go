@@ -46,7 +46,11 @@ type Envelope struct {
 	// MessageID is set in the copy of one delivery of a fan-out, whose ID is the delivery's
 	// (DeliveryID): the message the delivery belongs to, the webhook-id its endpoint receives.
 	// CreatedAt is that message's acceptance, which the delivery's record keeps.
-	MessageID string          `json:"message_id,omitempty"`
+	MessageID string `json:"message_id,omitempty"`
+	// Since and Until are set in the copy of a recovery (ID a recovery id, EndpointID its
+	// endpoint): the window of the endpoint's deliveries it sends again.
+	Since     *time.Time      `json:"since,omitempty"`
+	Until     *time.Time      `json:"until,omitempty"`
 	CreatedAt *time.Time      `json:"created_at,omitempty"`
 	Payload   json.RawMessage `json:"payload"`
 	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
@@ -127,16 +131,21 @@ type Record struct {
 	// before that position; once the record is delivered, the fan-out's number of deliveries.
 	FanoutCursor     string
 	FanoutDeliveries int
-	Attempts         int
-	LeaseToken       string    // set while a worker holds the lease
-	LeaseUntil       time.Time // zero when no lease is held
-	FinishedBy       string    // the token of the lease the last claimed result write ended
-	LastAttempt      *Attempt
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-	DeliveredAt      time.Time  // zero until delivered
-	ExpiresAt        *time.Time // the message's own expiry, if any
-	TTL              time.Time  // when DynamoDB may delete the record; set by the store on every write
+	// A recovery's record (ID a recovery id) keeps its window, its endpoint (EndpointID) and its
+	// progress: FanoutCursor is where its listing of the endpoint's deliveries goes on,
+	// FanoutDeliveries how many it requeued, Matched how many failed deliveries it found.
+	RecoverSince, RecoverUntil time.Time
+	Matched                    int
+	Attempts                   int
+	LeaseToken                 string    // set while a worker holds the lease
+	LeaseUntil                 time.Time // zero when no lease is held
+	FinishedBy                 string    // the token of the lease the last claimed result write ended
+	LastAttempt                *Attempt
+	CreatedAt                  time.Time
+	UpdatedAt                  time.Time
+	DeliveredAt                time.Time  // zero until delivered
+	ExpiresAt                  *time.Time // the message's own expiry, if any
+	TTL                        time.Time  // when DynamoDB may delete the record; set by the store on every write
 
 	// CreateToken is the random token of the create that wrote the record: a create whose answer
 	// was lost recognises its own write by it, and only that create's undo may remove the record.

@@ -75,6 +75,10 @@ const (
 	attrFanoutDeliveries = "fanout_deliveries"
 	// A delivery's record: the message it belongs to.
 	attrMessageID = "message_id"
+	// A recovery's record: its window and how many failed deliveries it found.
+	attrRecoverSince = "recover_since"
+	attrRecoverUntil = "recover_until"
+	attrMatched      = "matched"
 	// A record that ended failed or expired keeps its queued copy, gzip-compressed (binary), to be
 	// reopened; last_attempt_list holds last_attempt as a one-element list (written with it by
 	// every result but delivered), which a reopen appends to history in the same write.
@@ -242,9 +246,9 @@ func (d *DynamoDB) Finish(ctx context.Context, id string, o Outcome) (message.Re
 		}
 	}
 	if p := o.Fanout; p != nil && o.Token != "" {
-		set += ", #fanout_cursor = :fanout_cursor, #fanout_deliveries = :fanout_deliveries"
-		names["#fanout_cursor"], names["#fanout_deliveries"] = attrFanoutCursor, attrFanoutDeliveries
-		values[":fanout_cursor"], values[":fanout_deliveries"] = str(p.Cursor), num(int64(p.Deliveries))
+		set += ", #fanout_cursor = :fanout_cursor, #fanout_deliveries = :fanout_deliveries, #matched = :matched"
+		names["#fanout_cursor"], names["#fanout_deliveries"], names["#matched"] = attrFanoutCursor, attrFanoutDeliveries, attrMatched
+		values[":fanout_cursor"], values[":fanout_deliveries"], values[":matched"] = str(p.Cursor), num(int64(p.Deliveries)), num(int64(p.Matched))
 	}
 	var cond string
 	values[":delivering"] = str(string(message.Delivering))
@@ -311,17 +315,18 @@ func (d *DynamoDB) Checkpoint(ctx context.Context, id string, p Progress) (messa
 	}
 	names := map[string]string{
 		"#status": attrStatus, "#lease_token": attrLeaseToken, "#updated_at": attrUpdatedAt, "#ttl": attrTTL,
-		"#fanout_cursor": attrFanoutCursor, "#fanout_deliveries": attrFanoutDeliveries,
+		"#fanout_cursor": attrFanoutCursor, "#fanout_deliveries": attrFanoutDeliveries, "#matched": attrMatched,
 	}
 	values := map[string]types.AttributeValue{
 		":delivering": str(string(message.Delivering)),
 		":token":      str(p.Token),
 		":cursor":     str(p.Cursor),
 		":deliveries": num(int64(p.Deliveries)),
+		":matched":    num(int64(p.Matched)),
 		":updated_at": timeValue(p.Now),
 		":ttl":        num(ttlAt(p.Now, d.ttl).Unix()),
 	}
-	set := "SET #fanout_cursor = :cursor, #fanout_deliveries = :deliveries, #updated_at = :updated_at, #ttl = :ttl"
+	set := "SET #fanout_cursor = :cursor, #fanout_deliveries = :deliveries, #matched = :matched, #updated_at = :updated_at, #ttl = :ttl"
 	if p.Release {
 		// A claim takes over a lease that ended before its own time.
 		set += ", #lease_until = :released"
@@ -351,7 +356,7 @@ func (d *DynamoDB) Checkpoint(ctx context.Context, id string, p Progress) (messa
 // was lost. A released lease is no longer the record's, so only the progress is compared then.
 func checkpointed(rec message.Record, p Progress) bool {
 	return (rec.LeaseToken == p.Token || p.Release) && rec.FanoutCursor == p.Cursor && rec.FanoutDeliveries == p.Deliveries &&
-		rec.Status == message.Delivering
+		rec.Matched == p.Matched && rec.Status == message.Delivering
 }
 
 // newRecordSets returns the SET clauses (each starting ", ") that write the attributes of a
@@ -553,6 +558,11 @@ func marshalRecord(rec message.Record) map[string]types.AttributeValue {
 	if rec.FanoutDeliveries > 0 {
 		item[attrFanoutDeliveries] = num(int64(rec.FanoutDeliveries))
 	}
+	if rec.Matched > 0 {
+		item[attrMatched] = num(int64(rec.Matched))
+	}
+	putTime(attrRecoverSince, rec.RecoverSince)
+	putTime(attrRecoverUntil, rec.RecoverUntil)
 	putStr(attrCreateToken, rec.CreateToken)
 	if rec.Replayed {
 		item[attrReplayed] = &types.AttributeValueMemberBOOL{Value: true}
@@ -701,6 +711,9 @@ func unmarshalRecord(item map[string]types.AttributeValue) (message.Record, erro
 		TenantID:         r.str(attrTenantID),
 		FanoutCursor:     r.str(attrFanoutCursor),
 		FanoutDeliveries: int(r.num(attrFanoutDeliveries)),
+		Matched:          int(r.num(attrMatched)),
+		RecoverSince:     r.time(attrRecoverSince),
+		RecoverUntil:     r.time(attrRecoverUntil),
 		ReopenToken:      r.str(attrReopenToken),
 		ReopenedAt:       r.time(attrReopenedAt),
 	}

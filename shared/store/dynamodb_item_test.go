@@ -28,7 +28,7 @@ func TestItemRoundTrip(t *testing.T) {
 		{
 			name: "every_field",
 			rec: message.Record{
-				ID: "msg_2", Status: message.Delivering, Fingerprint: "f", IdempotencyKey: "k", TargetHost: "h", EndpointID: "ep_1",
+				ID: message.NewID(at), Status: message.Delivering, Fingerprint: "f", IdempotencyKey: "k", TargetHost: "h", EndpointID: "ep_1",
 				Attempts: 7, LeaseToken: "tok", LeaseUntil: at.Add(time.Minute),
 				LastAttempt: &message.Attempt{At: at, StatusCode: 500, Error: "e", DurationMS: 12},
 				CreatedAt:   at, UpdatedAt: at, DeliveredAt: at, ExpiresAt: &expires, TTL: at.Truncate(time.Second),

@@ -185,7 +185,7 @@ func (m *Memory) Finish(ctx context.Context, id string, o Outcome) (message.Reco
 		}
 	}
 	if p := o.Fanout; p != nil && o.Token != "" {
-		rec.FanoutCursor, rec.FanoutDeliveries = p.Cursor, p.Deliveries
+		rec.FanoutCursor, rec.FanoutDeliveries, rec.Matched = p.Cursor, p.Deliveries, p.Matched
 	}
 	m.put(s, rec)
 	return clone(s.records[id]), nil
@@ -215,7 +215,7 @@ func (m *Memory) Checkpoint(ctx context.Context, id string, p Progress) (message
 		}
 		return message.Record{}, &ConflictError{Err: ErrLeaseLost, Record: clone(rec)}
 	}
-	rec.FanoutCursor, rec.FanoutDeliveries = p.Cursor, p.Deliveries
+	rec.FanoutCursor, rec.FanoutDeliveries, rec.Matched = p.Cursor, p.Deliveries, p.Matched
 	rec.UpdatedAt = p.Now
 	if p.Release {
 		rec.LeaseUntil = p.Now.Add(-time.Millisecond)

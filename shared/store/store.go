@@ -88,6 +88,8 @@ type Progress struct {
 	Token      string // the lease of the expansion (its Claim's token)
 	Cursor     string
 	Deliveries int
+	// Matched is, for a recovery, how many failed deliveries it has found so far.
+	Matched int
 	// Release ends the lease with the write, so that the next copy of the message to be
 	// received takes the expansion over at once: the invocation stops short of its deadline.
 	Release bool

@@ -210,7 +210,8 @@ func TestEndpointResources(t *testing.T) {
 	}
 	for _, k := range []string{"POST /v1/endpoints", "GET /v1/endpoints", "GET /v1/endpoints/{id}", "PATCH /v1/endpoints/{id}",
 		"DELETE /v1/endpoints/{id}", "GET /v1/endpoints/{id}/secret", "POST /v1/endpoints/{id}/secret/rotate",
-		"GET /v1/endpoints/{id}/deliveries", "GET /v1/messages/{id}/deliveries", "POST /v1/messages/{id}/retry"} {
+		"GET /v1/endpoints/{id}/deliveries", "GET /v1/messages/{id}/deliveries", "POST /v1/messages/{id}/retry",
+		"POST /v1/endpoints/{id}/recover", "GET /v1/recoveries/{id}"} {
 		if !keys[k] {
 			t.Errorf("no route %q", k)
 		}
