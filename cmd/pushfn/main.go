@@ -33,6 +33,7 @@ var commands = []command{
 		return invokeCommand(ctx, args, os.Stdout, os.Stderr)
 	}},
 	{"receiver", "a loopback push receiver that prints, verifies and counts pushes", receiverCmd},
+	{"redrive", "move the dead-letter queue's messages back to the delivery queue (a deployed stack or a local run)", redriveCmd},
 	{"bench", "bench deliver|pool: time the deliver handler, or a plain Go worker pool, on one synthetic batch", benchCmd},
 }
 
