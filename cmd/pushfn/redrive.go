@@ -184,7 +184,7 @@ func (r redriver) run(ctx context.Context, o redriveOptions) error {
 	}
 	fmt.Fprintf(r.out, "dead-letter queue %s: %d messages, %d in flight\n", dl.DLQURL, dl.Visible, dl.InFlight)
 	if dl.Visible == 0 {
-		fmt.Fprintln(r.out, "moved 0")
+		fmt.Fprintf(r.out, "moved 0 to %s\n", queueURL)
 		return nil
 	}
 	if r.copy {
