@@ -88,22 +88,27 @@ func parseRedriveFlags(args []string, stderr io.Writer) (redriveOptions, error) 
 
 // redriveCmd runs pushfn redrive.
 func redriveCmd(ctx context.Context, args []string) error {
-	o, err := parseRedriveFlags(args, os.Stderr)
+	return redriveWith(ctx, args, os.Getenv, os.Stdout, os.Stderr)
+}
+
+// redriveWith runs pushfn redrive with the environment getenv, printing to stdout and stderr.
+func redriveWith(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseRedriveFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	endpoint := os.Getenv("AWS_ENDPOINT_URL_SQS")
+	endpoint := getenv("AWS_ENDPOINT_URL_SQS")
 	if o.local && endpoint == "" {
-		eo, err := emulator.OptionsFromEnv(os.Getenv)
+		eo, err := emulator.OptionsFromEnv(getenv)
 		if err != nil {
 			return err
 		}
 		endpoint = eo.SQSEndpoint()
 	}
 	if endpoint != "" && !reachable(endpoint) {
-		return fmt.Errorf("no SQS answers at %s: start the emulators (pushfn emulators up) or pushfn run", endpoint)
+		return fmt.Errorf("%w at %s: start the emulators (pushfn emulators up) or pushfn run", errNoSQS, endpoint)
 	}
-	cfg, err := localConfig(ctx, os.Getenv)
+	cfg, err := localConfig(ctx, getenv)
 	if o.stack != "" || (o.queueURL != "" && endpoint == "") {
 		cfg, err = deployedConfig(ctx)
 	}
@@ -115,7 +120,7 @@ func redriveCmd(ctx context.Context, args []string) error {
 			so.BaseEndpoint = aws.String(endpoint)
 		}
 	})
-	r := redriver{sqs: client, out: os.Stdout, copy: endpoint != "", poll: 5 * time.Second}
+	r := redriver{sqs: client, out: stdout, copy: endpoint != "", poll: 5 * time.Second}
 	if o.stack != "" {
 		r.stacks = cloudformation.NewFromConfig(cfg)
 	}
@@ -134,6 +139,9 @@ func deployedConfig(ctx context.Context) (aws.Config, error) {
 	}
 	return cfg, nil
 }
+
+// errNoSQS: nothing listens at the SQS endpoint.
+var errNoSQS = errors.New("no SQS answers")
 
 // redriveSQS is what pushfn redrive calls of SQS.
 type redriveSQS interface {
