@@ -172,6 +172,9 @@ func (r redriver) run(ctx context.Context, o redriveOptions) error {
 	if !r.copy && o.max > 0 {
 		return fmt.Errorf("%w: --max: SQS's move task moves every message; leave --max out against AWS", errRedriveUsage)
 	}
+	if r.copy && o.rate > 0 {
+		return fmt.Errorf("%w: --rate sets the pace of SQS's move task, which an emulator has not; leave --rate out", errRedriveUsage)
+	}
 	queueURL := o.queueURL
 	switch {
 	case o.stack != "":

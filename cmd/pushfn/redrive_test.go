@@ -154,7 +154,8 @@ func moveState(status string, moved, toMove int64) types.ListMessageMoveTasksRes
 // TestRedriveAWS runs pushfn redrive against a deployed stack through fakes of SQS and
 // CloudFormation: the stack's QueueUrl output names the queue, its redrive policy the dead-letter
 // queue, and SQS's move task goes from that queue's ARN to the queue's, its progress printed
-// until it completes; a task that fails is an error.
+// until it completes; a task that fails is an error. --max against the move task, and --rate
+// where there is none (an emulator), are refused before any call.
 func TestRedriveAWS(t *testing.T) {
 	t.Parallel()
 	failed := moveState("FAILED", 4, 10)
@@ -162,6 +163,7 @@ func TestRedriveAWS(t *testing.T) {
 	tests := []struct {
 		name      string
 		opts      redriveOptions
+		copy      bool // the SQS at hand has no move task (an emulator)
 		visible   string
 		states    []types.ListMessageMoveTasksResultEntry
 		wantOut   []string // lines of the output, in order
@@ -195,6 +197,7 @@ func TestRedriveAWS(t *testing.T) {
 			wantOut: []string{"dead-letter queue " + awsDLQURL + ": 0 messages, 0 in flight", "moved 0 to " + awsQueueURL},
 		},
 		{name: "--max", opts: redriveOptions{stack: "pushfn", max: 5}, visible: "10", wantErr: errRedriveUsage},
+		{name: "--rate without a move task", opts: redriveOptions{queueURL: awsQueueURL, rate: 5}, copy: true, visible: "10", wantErr: errRedriveUsage},
 		{name: "no such stack", opts: redriveOptions{stack: "missing"}, wantErr: errStackMissing},
 		{name: "stack without the output", opts: redriveOptions{stack: "old"}, wantErr: errNoOutput},
 	}
@@ -203,7 +206,7 @@ func TestRedriveAWS(t *testing.T) {
 			t.Parallel()
 			api := &fakeSQS{t: t, visible: tt.visible, states: tt.states}
 			var out bytes.Buffer
-			err := redriver{sqs: api, stacks: fakeStacks{}, out: &out}.run(context.Background(), tt.opts)
+			err := redriver{sqs: api, stacks: fakeStacks{}, out: &out, copy: tt.copy}.run(context.Background(), tt.opts)
 			var te *queue.MoveTaskError
 			switch {
 			case errors.As(tt.wantErr, &te):
