@@ -108,9 +108,11 @@ func redriveWith(ctx context.Context, args []string, getenv func(string) string,
 	if endpoint != "" && !reachable(endpoint) {
 		return fmt.Errorf("%w at %s: start the emulators (pushfn emulators up) or pushfn run", errNoSQS, endpoint)
 	}
-	cfg, err := localConfig(ctx, getenv)
-	if o.stack != "" || (o.queueURL != "" && endpoint == "") {
+	var cfg aws.Config
+	if o.stack != "" || endpoint == "" {
 		cfg, err = deployedConfig(ctx)
+	} else {
+		cfg, err = localConfig(ctx, getenv)
 	}
 	if err != nil {
 		return err
