@@ -419,6 +419,10 @@ func TestIntegrationE2E(t *testing.T) {
 		t.Parallel()
 		testFanOutReadme(t, s)
 	})
+	t.Run("README Window recovery: failed messages retried and recovered, each delivered once", func(t *testing.T) {
+		t.Parallel()
+		testRecoveryReadme(t, s)
+	})
 	t.Run("README Sending to an endpoint: signed with its secret, then disabled", func(t *testing.T) {
 		t.Parallel()
 		testSendingToEndpoint(t, s)
@@ -534,8 +538,14 @@ func startReceiver(t *testing.T, ctx context.Context, s *e2eStack) *receiverProc
 // startReceiverWith starts a `pushfn receiver` that checks signatures with secret.
 func startReceiverWith(t *testing.T, ctx context.Context, s *e2eStack, secret string) *receiverProcess {
 	t.Helper()
+	return startReceiverArgs(t, ctx, s, "--secret", secret)
+}
+
+// startReceiverArgs starts pushfn receiver on a free loopback port with args.
+func startReceiverArgs(t *testing.T, ctx context.Context, s *e2eStack, args ...string) *receiverProcess {
+	t.Helper()
 	rp := &receiverProcess{}
-	cmd := exec.CommandContext(ctx, s.bin, "receiver", "--addr", "127.0.0.1:0", "--secret", secret)
+	cmd := exec.CommandContext(ctx, s.bin, append([]string{"receiver", "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Stdout = &rp.out
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second

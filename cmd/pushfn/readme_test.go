@@ -244,6 +244,7 @@ var readmeRunners = []readmeRunner{
 	{prefix: "head -c 400000 /dev/zero", section: "HTTP API", by: "TestIntegrationE2E", why: "the HTTP API subtest runs every command of its section"},
 	{prefix: "EP=ep_06h3230102tq4gpdzyxsvjwpec", section: "Endpoints", by: "TestIntegrationE2E", why: "the README Endpoints subtest sets EP to the endpoint its create made"},
 	{prefix: "curl", section: "Endpoints", by: "TestIntegrationE2E", why: "the README Endpoints subtest runs every command of its section"},
+	{prefix: "curl", section: "Recovery", by: "TestIntegrationE2E", why: "the README Window recovery subtest runs every command of its section"},
 	{prefix: "EP=ep_06h3b2r4m2tq4gpdzyxsvjwq01", section: "Endpoints", by: "TestIntegrationE2E", why: "the sending-to-an-endpoint subtest sets EP to the endpoint its create made"},
 	{prefix: "make invoke FN=RelayFunction EVENT=events/eventbridge.json", by: "TestIntegrationMakeInvoke", recipe: "$(GO) run ./cmd/pushfn invoke $(FN) -e $(EVENT)"},
 	{prefix: "make test", by: "CI", why: ".ci/run runs make test", recipe: "dev/test.sh"},
