@@ -11,6 +11,7 @@ import (
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/opevent"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/ratelimit"
 	"github.com/pushfn/pushfn/shared/store"
@@ -22,7 +23,7 @@ import (
 // slot), the endpoints: those of messages sent to one, read through a cache and their secrets
 // decrypted with the keyring of ENDPOINT_SECRETS_KEY, and the listing of a tenant's endpoints
 // that fan-outs expand through; and the limiter of their rate limits, its slot counters in the
-// table.
+// table; and, when EVENT_BUS_NAME names a bus, the publisher of its operational events.
 func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slog.Logger) (*Handler, error) {
 	keyring, err := endpoint.NewKeyring(cfg.EndpointSecretsKey.Reveal())
 	if err != nil {
@@ -32,12 +33,16 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slo
 	q := sqs.NewFromConfig(awsCfg)
 	endpoints := store.NewDynamoDBEndpoints(db, cfg.TableName)
 	rules := message.Rules{MaxPayloadBytes: cfg.MaxPayloadBytes, AllowHTTPTargets: cfg.AllowHTTPTargets, AllowPrivateTargets: cfg.AllowPrivateTargets}
-	return &Handler{
+	h := &Handler{
 		Store:       store.NewDynamoDB(db, cfg.TableName, cfg.RecordTTL),
 		Endpoints:   NewEndpointCache(endpoints, keyring, rules),
 		Subscribers: NewSubscriberCache(endpoints),
 		Sender:      sender,
 		Queue:       q, QueueURL: cfg.QueueURL, Producer: queue.NewProducer(q, cfg.QueueURL), Config: cfg, Log: logger,
 		Limiter: ratelimit.New(store.NewDynamoDBSlots(db, cfg.TableName)),
-	}, nil
+	}
+	if events := opevent.FromConfig(cfg, awsCfg, logger); events.Enabled() {
+		h.Events = events
+	}
+	return h, nil
 }

@@ -104,6 +104,10 @@ type Handler struct {
 	Config  config.Config
 	Log     *slog.Logger // nil: no logs
 
+	// Events takes the operational events of the handler's invocations (a record that ended
+	// failed) and sends them at the end of each; nil publishes none.
+	Events Events
+
 	// StoreBudget is the time allowed for the claim of one record, on top of the request
 	// timeout; 0 means DefaultStoreBudget. The result write has a budget of its own: it is
 	// tried until the invocation's deadline less the margin.
@@ -220,6 +224,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}
 	}
 	vis.close()
+	h.flushEvents(ctx)
 
 	var resp events.SQSEventResponse
 	for i := range jobs {
@@ -426,12 +431,14 @@ func (h *Handler) malformed(ctx context.Context, j *job, now time.Time) {
 		log.WarnContext(ctx, "malformed record, not recorded", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error())
 		return
 	}
-	_, err := h.Store.Finish(ctx, id, store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
-		Attempt: &message.Attempt{At: now, Error: "malformed message: " + j.bad.Error()}})
+	o := store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
+		Attempt: &message.Attempt{At: now, Error: "malformed message: " + j.bad.Error()}}
+	rec, err := h.Store.Finish(ctx, id, o)
 	if err != nil {
 		log.WarnContext(ctx, "malformed record, not recorded", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error(), "error", err.Error())
 		return
 	}
+	h.ended(j, rec, o, 0)
 	log.WarnContext(ctx, "malformed record, recorded failed", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error())
 }
 
@@ -446,10 +453,11 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 		ctx, cancel = context.WithTimeout(ctx, noDeadlineBudget)
 		defer cancel()
 	}
+	var rec message.Record
 	var err error
 	pause := backoff.Policy{Base: resultRetryBase, Max: resultRetryMax, Jitter: h.Jitter}
 	for try := 1; ; try++ {
-		_, err = h.Store.Finish(ctx, j.env.ID, o)
+		rec, err = h.Store.Finish(ctx, j.env.ID, o)
 		if err == nil || conflict(err) || pause.Wait(ctx, try) != nil {
 			break
 		}
@@ -470,6 +478,7 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 		log.ErrorContext(ctx, "recording the result failed", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status, "error", err.Error())
 		return
 	}
+	h.ended(j, rec, o, attempts)
 	switch {
 	case j.deadLetter:
 		j.verdict, j.delay = handBack, 0
@@ -532,7 +541,10 @@ func (h *Handler) dependencyFailed(j *job) {
 // finishUnclaimed ends a record that was never claimed (an expired copy). A record already final
 // or gone is left as it is; one leased by a live worker is handed back until that lease ends.
 func (h *Handler) finishUnclaimed(ctx context.Context, j *job, o store.Outcome) {
-	_, err := h.Store.Finish(ctx, j.env.ID, o)
+	rec, err := h.Store.Finish(ctx, j.env.ID, o)
+	if err == nil {
+		h.ended(j, rec, o, 0)
+	}
 	var ce *store.ConflictError
 	switch {
 	case err == nil || errors.Is(err, store.ErrFinal) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrStale):
@@ -575,9 +587,13 @@ func (h *Handler) deadLetterUnstarted(ctx context.Context, j *job, msg *events.S
 		return
 	}
 	now := h.now()
-	_, err := h.Store.Finish(ctx, j.env.ID, store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
+	o := store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
 		Attempt: &message.Attempt{At: now, Error: message.ReasonDeadLettered + ": not started before the invocation's deadline"},
-		New:     h.newRecord(j)})
+		New:     h.newRecord(j)}
+	rec, err := h.Store.Finish(ctx, j.env.ID, o)
+	if err == nil {
+		h.ended(j, rec, o, 0)
+	}
 	if err != nil && !conflict(err) {
 		h.log().ErrorContext(ctx, "copy goes to the dead-letter queue, its record could not say so", "message_id", j.env.ID, "error", err.Error())
 		return

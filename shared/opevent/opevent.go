@@ -241,3 +241,15 @@ func (b *Batcher) log() *slog.Logger {
 }
 
 var discard = slog.New(slog.DiscardHandler)
+
+// DeliveryFailure is the detail of a DeliveryFailed event: a message, or one delivery of a
+// fan-out, that ended failed.
+type DeliveryFailure struct {
+	MessageID  string `json:"message_id"`
+	DeliveryID string `json:"delivery_id,omitempty"` // a fan-out's delivery
+	EndpointID string `json:"endpoint_id,omitempty"`
+	TargetHost string `json:"target_host,omitempty"`
+	Attempts   int    `json:"attempts"`
+	// Reason is the last attempt's error, or "status N" for a target's answer N.
+	Reason string `json:"reason"`
+}
