@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/opevent"
@@ -221,5 +223,46 @@ func TestFlushKeepsWithinTheDeadline(t *testing.T) {
 	}
 	if d := ev.deadlines[1]; d.IsZero() || d.Before(start) {
 		t.Errorf("flush deadline without an invocation deadline: %s, want one of its own", d)
+	}
+}
+
+// FromConfig gives the handler a publisher on EVENT_BUS_NAME's bus, and none without one.
+func TestFromConfigWiresEvents(t *testing.T) {
+	t.Parallel()
+	for _, bus := range []string{"", "ops"} {
+		cfg := config.Defaults()
+		cfg.QueueURL, cfg.TableName, cfg.EndpointSecretsKey, cfg.EventBusName = "http://sqs.local/q", "t", config.Secret(strings.Repeat("k", 40)), bus
+		h, err := FromConfig(cfg, aws.Config{Region: "us-east-1"}, &recordingSender{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, ok := h.Events.(*opevent.Batcher)
+		switch {
+		case bus == "" && h.Events != nil:
+			t.Errorf("no bus: Events is %#v, want nil", h.Events)
+		case bus != "" && (!ok || b.Bus != bus || !b.Enabled()):
+			t.Errorf("bus %q: Events is %#v, want a Batcher on it", bus, h.Events)
+		}
+	}
+}
+
+// statusSender answers every push with a permanent failure of its status and no error text.
+type statusSender struct{ status int }
+
+func (s statusSender) Send(context.Context, push.Request) push.Result {
+	return push.Result{Outcome: push.Permanent, StatusCode: s.status}
+}
+
+// An attempt that failed with a status and no error text gives the reason "status N".
+func TestFailureReasonFallsBackToTheStatus(t *testing.T) {
+	t.Parallel()
+	ev := &fakeEvents{}
+	b := newBundle(t, func(h *Handler) { h.Events, h.Sender = ev, statusSender{status: 410} })
+	rec, id := b.record(t, "http://127.0.0.1:9/push")
+	if _, err := b.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{rec}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := ev.failures(t)[id]; d.Reason != "status 410" || d.Attempts != 1 {
+		t.Errorf("event %+v, want reason status 410 after 1 attempt", d)
 	}
 }
