@@ -3,7 +3,7 @@
 // invocation and sent in batches at its end, so that their failure never fails the work that
 // made them.
 //
-// Ships in the functions that publish (deliver, api).
+// Ships in the functions that publish events (the deliver function).
 package opevent
 
 import (
