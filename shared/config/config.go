@@ -43,6 +43,9 @@ type Config struct {
 	// the api and deliver functions require it (see APIRequired, DeliverRequired); the relay
 	// never decrypts a secret and does without.
 	EndpointSecretsKey Secret
+	// EndpointDisableAfter is how long every attempt to an endpoint must have failed before the
+	// deliver function disables it (ENDPOINT_DISABLE_AFTER); 0 never disables one.
+	EndpointDisableAfter time.Duration
 	// EventBusName is the EventBridge bus operational events go to (EVENT_BUS_NAME); empty: no
 	// events are published.
 	EventBusName string
@@ -111,6 +114,8 @@ func Defaults() Config {
 		RecordTTL:       7 * 24 * time.Hour,
 		MaxPayloadBytes: 262_144,
 		LogLevel:        slog.LevelInfo,
+		// As Svix: five days of failure, time to notice and fix a receiver before it is cut off.
+		EndpointDisableAfter: 5 * 24 * time.Hour,
 	}
 }
 
@@ -151,6 +156,7 @@ var settings = []setting{
 	{name: "FUNCTION_TIMEOUT", required: false, parse: durationIn(time.Second, 15*time.Minute, func(c *Config) *time.Duration { return &c.FunctionTimeout })},
 	{name: "MAX_RECEIVE_COUNT", required: false, parse: intIn(1, 1000, func(c *Config) *int { return &c.MaxReceiveCount })},
 	{name: EnvEndpointSecretsKey, required: false, parse: parseEndpointKey, secret: true},
+	{name: "ENDPOINT_DISABLE_AFTER", required: false, parse: durationIn(0, 10*365*24*time.Hour, func(c *Config) *time.Duration { return &c.EndpointDisableAfter })},
 	{name: "EVENT_BUS_NAME", required: false, parse: parseEventBus},
 }
 

@@ -27,7 +27,8 @@ func TestLoadDefaults(t *testing.T) {
 	if c.MaxConcurrency != 512 || c.MaxPerHost != 128 || c.RequestTimeout != 10*time.Second ||
 		c.MaxAttempts != 10 || c.RetryBaseDelay != 10*time.Second || c.RetryMaxDelay != time.Hour ||
 		c.RecordTTL != 168*time.Hour || c.MaxPayloadBytes != 262144 || c.LogLevel != slog.LevelInfo ||
-		c.AllowHTTPTargets || c.AllowPrivateTargets || c.SigningSecrets != nil || c.EventBusName != "" {
+		c.AllowHTTPTargets || c.AllowPrivateTargets || c.SigningSecrets != nil || c.EndpointDisableAfter != 120*time.Hour ||
+		c.EventBusName != "" {
 		t.Fatalf("defaults: got %+v", c)
 	}
 	if c.QueueURL != want.QueueURL || c.TableName != want.TableName {
@@ -60,6 +61,27 @@ func TestLoadParses(t *testing.T) {
 	}
 }
 
+// ENDPOINT_DISABLE_AFTER takes a Go duration or seconds, and 0 for never.
+func TestLoadEndpointDisableAfter(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		value string
+		want  time.Duration
+	}{
+		{"0", 0},
+		{"0s", 0},
+		{"90", 90 * time.Second},
+		{"36h", 36 * time.Hour},
+	} {
+		m := base()
+		m["ENDPOINT_DISABLE_AFTER"] = tt.value
+		c, err := Load(env(m))
+		if err != nil || c.EndpointDisableAfter != tt.want {
+			t.Errorf("ENDPOINT_DISABLE_AFTER=%q: %v, %v; want %v", tt.value, c.EndpointDisableAfter, err, tt.want)
+		}
+	}
+}
+
 func TestLoadRefuses(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -83,6 +105,8 @@ func TestLoadRefuses(t *testing.T) {
 		{"level", "LOG_LEVEL", "loud"},
 		{"lambda level", "AWS_LAMBDA_LOG_LEVEL", "loud"},
 		{"endpoint key too short", "ENDPOINT_SECRETS_KEY", strings.Repeat("k", 31)},
+		{"negative disable after", "ENDPOINT_DISABLE_AFTER", "-1h"},
+		{"disable after not a duration", "ENDPOINT_DISABLE_AFTER", "5 days"},
 		{"event bus with a space", "EVENT_BUS_NAME", "my bus"},
 		{"event bus as an ARN", "EVENT_BUS_NAME", "arn:aws:events:us-east-1:123456789012:event-bus/ops"},
 		{"event bus too long", "EVENT_BUS_NAME", strings.Repeat("b", 257)},
@@ -155,11 +179,11 @@ func TestLoadNeverEchoesSecrets(t *testing.T) {
 
 func TestNamesCoversEveryVariable(t *testing.T) {
 	t.Parallel()
-	// The 15 settings an operator sets (EVENT_BUS_NAME the last), the 2 the template derives,
-	// the level Lambda sets from the function's logging configuration, and the endpoint secrets
-	// key the template generates.
-	if got := len(Names()); got != 19 {
-		t.Fatalf("Names() has %d variables, want 19", got)
+	// The 16 settings an operator sets, the 2 the template derives, the level Lambda sets
+	// from the function's logging configuration, and the endpoint secrets key the template
+	// generates.
+	if got := len(Names()); got != 20 {
+		t.Fatalf("Names() has %d variables, want 20", got)
 	}
 }
 

@@ -22,8 +22,9 @@ import (
 // changes and to which fan-outs queue their deliveries (and copies waiting for their rate limit
 // slot), the endpoints: those of messages sent to one, read through a cache and their secrets
 // decrypted with the keyring of ENDPOINT_SECRETS_KEY, and the listing of a tenant's endpoints
-// that fan-outs expand through; and the limiter of their rate limits, its slot counters in the
-// table; and, when EVENT_BUS_NAME names a bus, the publisher of its operational events.
+// that fan-outs expand through; the limiter of their rate limits, its slot counters in the
+// table; the keeping of their health; and, when EVENT_BUS_NAME names a bus, the publisher of
+// their operational events (a delivery failed, an endpoint disabled).
 func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slog.Logger) (*Handler, error) {
 	keyring, err := endpoint.NewKeyring(cfg.EndpointSecretsKey.Reveal())
 	if err != nil {
@@ -40,9 +41,10 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slo
 		Sender:      sender,
 		Queue:       q, QueueURL: cfg.QueueURL, Producer: queue.NewProducer(q, cfg.QueueURL), Config: cfg, Log: logger,
 		Limiter: ratelimit.New(store.NewDynamoDBSlots(db, cfg.TableName)),
+		Health:  &Health{Store: endpoints},
 	}
 	if events := opevent.FromConfig(cfg, awsCfg, logger); events.Enabled() {
-		h.Events = events
+		h.Events, h.Health.Events = events, healthEvents{events}
 	}
 	return h, nil
 }

@@ -101,8 +101,11 @@ type Handler struct {
 	// Limiter hands out the send slots of endpoints with a rate limit; nil leaves the limits
 	// unenforced (benchmarks, tests of other things).
 	Limiter Limiter
-	Config  config.Config
-	Log     *slog.Logger // nil: no logs
+	// Health keeps the health of endpoints, and disables those failing for longer than
+	// Config.EndpointDisableAfter; nil keeps none.
+	Health *Health
+	Config config.Config
+	Log    *slog.Logger // nil: no logs
 
 	// Events takes the operational events of the handler's invocations (a record that ended
 	// failed) and sends them at the end of each; nil publishes none.
@@ -374,6 +377,9 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 		o.Status = message.Failed
 	}
 	h.finish(writes, j, rec.Attempts, o, res.RetryAfter)
+	if j.ep != nil {
+		h.trackHealth(writes, j, res.Outcome == push.Delivered, now)
+	}
 }
 
 // lease is how long a claim holds its record: the send and the result write's own budget, which

@@ -35,6 +35,8 @@ var _ EndpointReader = store.Endpoints(nil)
 // Endpoint is what a delivery needs of an endpoint: where it goes, with which headers, whether
 // it may go at all, and the keys that sign it. It never shows its keys (see String).
 type Endpoint struct {
+	ID       string
+	TenantID string
 	URL      string
 	Parsed   *url.URL
 	Host     string // the per-host limit's key and the logs' target_host, as for a target
@@ -42,6 +44,10 @@ type Endpoint struct {
 	Disabled bool
 	// RatePerSecond is the endpoint's rate limit; 0 means none.
 	RatePerSecond int
+	// FailingSince is the endpoint's failing_since, nil while it is healthy, and Version the
+	// version of the endpoint these were read at (see Health).
+	FailingSince *time.Time
+	Version      int
 	// Refused says why the URL or headers break the target rules as they are now (they are
 	// checked again at delivery: the rules may have changed since the endpoint was written);
 	// nil when they pass.
@@ -99,7 +105,8 @@ func NewEndpointCache(r EndpointReader, keyring *endpoint.Keyring, rules message
 
 // resolve makes rec ready to deliver to.
 func resolve(rec endpoint.Record, keyring *endpoint.Keyring, rules message.Rules) (Endpoint, error) {
-	e := Endpoint{URL: rec.URL, Headers: rec.Headers, Disabled: rec.Disabled, Host: message.TargetHost(rec.URL)}
+	e := Endpoint{ID: rec.ID, TenantID: rec.TenantID, URL: rec.URL, Headers: rec.Headers, Disabled: rec.Disabled,
+		Host: message.TargetHost(rec.URL), FailingSince: rec.FailingSince, Version: rec.Version}
 	if rec.RateLimit != nil {
 		e.RatePerSecond = rec.RateLimit.PerSecond
 	}
@@ -147,6 +154,7 @@ func (h *Handler) findEndpoint(inv context.Context, j *job) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(inv), h.storeBudget())
 	defer cancel()
 	ep, err := h.Endpoints.Get(ctx, id)
+	ep = h.Health.overlay(ep)
 	if err != nil || ep.Parsed == nil {
 		// Its delivery ends at once, or is handed back: no connection, so a key of its own.
 		j.ep, j.epErr, j.host = &ep, err, id

@@ -72,3 +72,12 @@ func (h *Handler) flushEvents(inv context.Context) {
 	defer cancel()
 	h.Events.Flush(ctx)
 }
+
+// healthEvents hands the events of endpoint health (an endpoint disabled) to the handler's
+// publisher, which the end of the invocation flushes.
+type healthEvents struct{ to opevent.Publisher }
+
+// Publish implements Publisher.
+func (p healthEvents) Publish(e OpEvent) { p.to.Publish(opevent.Event(e)) }
+
+var _ Publisher = healthEvents{}

@@ -242,6 +242,8 @@ func TestFromConfigWiresEvents(t *testing.T) {
 			t.Errorf("no bus: Events is %#v, want nil", h.Events)
 		case bus != "" && (!ok || b.Bus != bus || !b.Enabled()):
 			t.Errorf("bus %q: Events is %#v, want a Batcher on it", bus, h.Events)
+		case (h.Health.Events != nil) != (bus != ""):
+			t.Errorf("bus %q: the health's publisher is %#v, want one exactly when there is a bus", bus, h.Health.Events)
 		}
 	}
 }
@@ -264,5 +266,17 @@ func TestFailureReasonFallsBackToTheStatus(t *testing.T) {
 	}
 	if d := ev.failures(t)[id]; d.Reason != "status 410" || d.Attempts != 1 {
 		t.Errorf("event %+v, want reason status 410 after 1 attempt", d)
+	}
+}
+
+// The health's events (an endpoint disabled) reach the handler's publisher unchanged.
+func TestHealthEventsReachThePublisher(t *testing.T) {
+	t.Parallel()
+	ev := &fakeEvents{}
+	at := time.Now()
+	detail := EndpointDisabled{EndpointID: "ep_1", FailingSince: at.Add(-time.Hour), DisabledAt: at}
+	healthEvents{ev}.Publish(OpEvent{DetailType: DetailTypeEndpointDisabled, Detail: detail, Time: at})
+	if len(ev.events) != 1 || ev.events[0].DetailType != opevent.EndpointDisabled || ev.events[0].Detail != detail || !ev.events[0].Time.Equal(at) {
+		t.Errorf("published %+v, want the endpoint.disabled event as it was made", ev.events)
 	}
 }

@@ -85,7 +85,9 @@ func ParsePatch(body []byte) (Patch, error) {
 }
 
 // Apply returns e with p applied at now. Disabling sets disabled_reason "manual" and
-// disabled_at now; enabling clears both. UpdatedAt is the caller's to set.
+// disabled_at now; enabling clears both, and failing_since: a re-enabled endpoint starts
+// healthy, its failing time counted again from its next failed attempt. UpdatedAt is the
+// caller's to set.
 func (p Patch) Apply(e Endpoint, now time.Time) Endpoint {
 	e = e.Clone()
 	if p.tenantID.given {
@@ -111,6 +113,9 @@ func (p Patch) Apply(e Endpoint, now time.Time) Endpoint {
 	if p.disabled.given && p.disabled.value != e.Disabled {
 		e.Disabled = p.disabled.value
 		e.DisabledReason, e.DisabledAt = "", nil
+		if !e.Disabled {
+			e.FailingSince = nil
+		}
 		if e.Disabled {
 			t := now
 			e.DisabledReason, e.DisabledAt = ReasonManual, &t
@@ -256,7 +261,7 @@ func (d *decoder) patch(body []byte) Patch {
 			if !null {
 				d.secret = d.secretValue(k, v)
 			}
-		case "id", "created_at", "updated_at", "disabled_reason", "disabled_at":
+		case "id", "created_at", "updated_at", "disabled_reason", "disabled_at", "failing_since":
 			d.fail(k, "is set by pushfn and cannot be given")
 		default:
 			reason := "unknown field; an endpoint has " + fieldsList

@@ -25,8 +25,14 @@ func NewID(now time.Time) string { return message.NewPrefixedID(idPrefix, now) }
 // exist are refused without a lookup.
 func ValidID(id string) bool { return message.ValidPrefixedID(idPrefix, id) }
 
-// ReasonManual is the disabled_reason of an endpoint disabled through the API.
-const ReasonManual = "manual"
+// Reasons an endpoint is disabled, its disabled_reason.
+const (
+	// ReasonManual: disabled through the API.
+	ReasonManual = "manual"
+	// ReasonFailing: disabled by the deliver function, every attempt to it having failed for
+	// ENDPOINT_DISABLE_AFTER.
+	ReasonFailing = "failing"
+)
 
 // Endpoint is a registered receiver as the API shows it. It never holds a secret.
 type Endpoint struct {
@@ -37,14 +43,17 @@ type Endpoint struct {
 	Headers     map[string]string `json:"headers"`
 	// EventTypes are the types the endpoint subscribes to: exact names or "prefix.*"; none means
 	// every type (see Match).
-	EventTypes     []string          `json:"event_types"`
-	Disabled       bool              `json:"disabled"`
-	DisabledReason string            `json:"disabled_reason,omitempty"` // output only
-	DisabledAt     *time.Time        `json:"disabled_at,omitempty"`     // output only
-	RateLimit      *RateLimit        `json:"rate_limit"`                // nil: no limit
-	Metadata       map[string]string `json:"metadata"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	EventTypes     []string   `json:"event_types"`
+	Disabled       bool       `json:"disabled"`
+	DisabledReason string     `json:"disabled_reason,omitempty"` // output only
+	DisabledAt     *time.Time `json:"disabled_at,omitempty"`     // output only
+	// FailingSince is the time of the first failed attempt to the endpoint since its last
+	// successful delivery (or ever); nil while it is healthy. Output only.
+	FailingSince *time.Time        `json:"failing_since,omitempty"`
+	RateLimit    *RateLimit        `json:"rate_limit"` // nil: no limit
+	Metadata     map[string]string `json:"metadata"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
 }
 
 // RateLimit bounds the deliveries to one endpoint.
@@ -69,6 +78,10 @@ func (e Endpoint) Normalized() Endpoint {
 		t := e.DisabledAt.UTC()
 		e.DisabledAt = &t
 	}
+	if e.FailingSince != nil {
+		t := e.FailingSince.UTC()
+		e.FailingSince = &t
+	}
 	return e
 }
 
@@ -82,6 +95,10 @@ func (e Endpoint) Clone() Endpoint {
 	if e.DisabledAt != nil {
 		t := *e.DisabledAt
 		e.DisabledAt = &t
+	}
+	if e.FailingSince != nil {
+		t := *e.FailingSince
+		e.FailingSince = &t
 	}
 	if e.RateLimit != nil {
 		r := *e.RateLimit

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pushfn/pushfn/shared/endpoint"
 )
@@ -75,6 +76,23 @@ type Endpoints interface {
 	// another listing or a garbled one. A listing reads an index, so an endpoint written an
 	// instant before may be missing from it in AWS (DynamoDB's indexes are eventually consistent).
 	ListEndpoints(ctx context.Context, q EndpointQuery) (EndpointPage, error)
+
+	// The health writes, the deliver function's. Each is one conditional write that changes
+	// only the endpoint's health, and raises its version, so that an update based on the version
+	// before fails with ErrVersion and is reapplied to the endpoint as it now is, and neither
+	// loses the other's change. Each applies only when the stored endpoint is as the write
+	// expects; otherwise it changes nothing. Each returns the endpoint as it is after the write,
+	// or as stored when it did not apply, and whether it applied; ErrEndpointNotFound for an
+	// endpoint that does not exist.
+
+	// MarkEndpointFailing sets failing_since to since if it is not set.
+	MarkEndpointFailing(ctx context.Context, id string, since time.Time) (endpoint.Record, bool, error)
+	// MarkEndpointHealthy clears failing_since if it is set.
+	MarkEndpointHealthy(ctx context.Context, id string) (endpoint.Record, bool, error)
+	// DisableFailingEndpoint disables the endpoint at at, with disabled_reason "failing", if it
+	// is not disabled and its failing_since is still failingSince: of the deliveries that find
+	// it failing for too long at once, in any number of functions, one disables it.
+	DisableFailingEndpoint(ctx context.Context, id string, failingSince, at time.Time) (endpoint.Record, bool, error)
 }
 
 // Index key values of endpoint items.

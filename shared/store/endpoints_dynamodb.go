@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -20,6 +21,7 @@ var _ Endpoints = (*DynamoDBEndpoints)(nil)
 type EndpointsAPI interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
@@ -49,6 +51,7 @@ const (
 	attrDisabled       = "disabled"
 	attrDisabledReason = "disabled_reason"
 	attrDisabledAt     = "disabled_at"
+	attrFailingSince   = "failing_since"
 	attrRatePerSecond  = "rate_limit_per_second"
 	attrMetadata       = "metadata"
 	attrSecret         = "secret"           // the current secret, sealed
@@ -206,6 +209,97 @@ func (d *DynamoDBEndpoints) ListEndpoints(ctx context.Context, q EndpointQuery) 
 	return page, nil
 }
 
+// MarkEndpointFailing implements Endpoints.
+func (d *DynamoDBEndpoints) MarkEndpointFailing(ctx context.Context, id string, since time.Time) (endpoint.Record, bool, error) {
+	return d.health(ctx, "mark endpoint failing", id, healthWrite{
+		set:       "#fs = :fs",
+		condition: "attribute_not_exists(#fs)",
+		names:     map[string]string{"#fs": attrFailingSince},
+		values:    map[string]types.AttributeValue{":fs": timeValue(since)},
+	})
+}
+
+// MarkEndpointHealthy implements Endpoints.
+func (d *DynamoDBEndpoints) MarkEndpointHealthy(ctx context.Context, id string) (endpoint.Record, bool, error) {
+	return d.health(ctx, "mark endpoint healthy", id, healthWrite{
+		remove:    "#fs",
+		condition: "attribute_exists(#fs)",
+		names:     map[string]string{"#fs": attrFailingSince},
+	})
+}
+
+// DisableFailingEndpoint implements Endpoints.
+func (d *DynamoDBEndpoints) DisableFailingEndpoint(ctx context.Context, id string, failingSince, at time.Time) (endpoint.Record, bool, error) {
+	return d.health(ctx, "disable failing endpoint", id, healthWrite{
+		set:       "#dis = :true, #reason = :reason, #dat = :at, #updated = :at",
+		condition: "#dis = :false AND #fs = :fs",
+		names: map[string]string{"#dis": attrDisabled, "#reason": attrDisabledReason, "#dat": attrDisabledAt,
+			"#updated": attrUpdatedAt, "#fs": attrFailingSince},
+		values: map[string]types.AttributeValue{
+			":true": &types.AttributeValueMemberBOOL{Value: true}, ":false": &types.AttributeValueMemberBOOL{Value: false},
+			":reason": str(endpoint.ReasonFailing), ":at": timeValue(at), ":fs": timeValue(failingSince),
+		},
+	})
+}
+
+// healthWrite is one health write's change and the condition it applies under, beside what
+// every health write does: raise the version, name itself with a new write token, and apply
+// only to an endpoint that exists.
+type healthWrite struct {
+	set, remove, condition string
+	names                  map[string]string
+	values                 map[string]types.AttributeValue
+}
+
+// health makes the write w: one conditional UpdateItem.
+func (d *DynamoDBEndpoints) health(ctx context.Context, op, id string, w healthWrite) (endpoint.Record, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return endpoint.Record{}, false, fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	token := newWriteToken()
+	names := map[string]string{"#id": attrID, "#version": attrVersion, "#token": attrWriteToken}
+	for k, v := range w.names {
+		names[k] = v
+	}
+	values := map[string]types.AttributeValue{":one": num(1), ":token": str(token)}
+	for k, v := range w.values {
+		values[k] = v
+	}
+	update := "SET #token = :token"
+	if w.set != "" {
+		update += ", " + w.set
+	}
+	if w.remove != "" {
+		update += " REMOVE " + w.remove
+	}
+	update += " ADD #version :one"
+	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(d.table),
+		Key:                                 key(id),
+		UpdateExpression:                    aws.String(update),
+		ConditionExpression:                 aws.String("attribute_exists(#id) AND " + w.condition),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		old, ok := conditionEndpoint(err)
+		switch {
+		case ok && old.WriteToken == token:
+			return old, true, nil // this write, applied before its answer was lost
+		case ok:
+			return old, false, nil // the endpoint is not as the write expects: it stays as it is
+		}
+		return endpoint.Record{}, false, d.fail(op, id, err, ErrVersion)
+	}
+	rec, err := unmarshalEndpoint(out.Attributes)
+	if err != nil {
+		return endpoint.Record{}, false, fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	return rec, true, nil
+}
+
 // fail turns the error of a conditional write into the store's: a failed condition with no
 // item means the endpoint is missing; with one, conflict. Any other error is wrapped as it is.
 func (d *DynamoDBEndpoints) fail(op, id string, err, conflict error) error {
@@ -263,6 +357,9 @@ func marshalEndpoint(rec endpoint.Record) map[string]types.AttributeValue {
 	putStr(attrDisabledReason, rec.DisabledReason)
 	if rec.DisabledAt != nil {
 		item[attrDisabledAt] = timeValue(*rec.DisabledAt)
+	}
+	if rec.FailingSince != nil {
+		item[attrFailingSince] = timeValue(*rec.FailingSince)
 	}
 	if len(rec.Headers) > 0 {
 		item[attrHeaders] = stringMap(rec.Headers)
@@ -350,6 +447,10 @@ func unmarshalEndpoint(item map[string]types.AttributeValue) (endpoint.Record, e
 	if _, ok := item[attrDisabledAt]; ok {
 		t := r.time(attrDisabledAt)
 		rec.DisabledAt = &t
+	}
+	if _, ok := item[attrFailingSince]; ok {
+		t := r.time(attrFailingSince)
+		rec.FailingSince = &t
 	}
 	if _, ok := item[attrRatePerSecond]; ok {
 		rec.RateLimit = &endpoint.RateLimit{PerSecond: int(r.num(attrRatePerSecond))}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/pushfn/pushfn/shared/endpoint"
 )
@@ -119,4 +120,57 @@ func (m *MemoryEndpoints) ListEndpoints(ctx context.Context, q EndpointQuery) (E
 		page.Endpoints = append(page.Endpoints, m.endpoints[id].Clone())
 	}
 	return page, nil
+}
+
+// MarkEndpointFailing implements Endpoints.
+func (m *MemoryEndpoints) MarkEndpointFailing(ctx context.Context, id string, since time.Time) (endpoint.Record, bool, error) {
+	return m.health(ctx, "mark endpoint failing", id, func(rec *endpoint.Record) bool {
+		if rec.FailingSince != nil {
+			return false
+		}
+		rec.FailingSince = &since
+		return true
+	})
+}
+
+// MarkEndpointHealthy implements Endpoints.
+func (m *MemoryEndpoints) MarkEndpointHealthy(ctx context.Context, id string) (endpoint.Record, bool, error) {
+	return m.health(ctx, "mark endpoint healthy", id, func(rec *endpoint.Record) bool {
+		if rec.FailingSince == nil {
+			return false
+		}
+		rec.FailingSince = nil
+		return true
+	})
+}
+
+// DisableFailingEndpoint implements Endpoints.
+func (m *MemoryEndpoints) DisableFailingEndpoint(ctx context.Context, id string, failingSince, at time.Time) (endpoint.Record, bool, error) {
+	return m.health(ctx, "disable failing endpoint", id, func(rec *endpoint.Record) bool {
+		if rec.Disabled || rec.FailingSince == nil || !rec.FailingSince.Equal(failingSince) {
+			return false
+		}
+		rec.Disabled, rec.DisabledReason, rec.DisabledAt, rec.UpdatedAt = true, endpoint.ReasonFailing, &at, at
+		return true
+	})
+}
+
+// health applies change to the stored endpoint id when change reports it applies, raising its
+// version.
+func (m *MemoryEndpoints) health(ctx context.Context, op, id string, change func(rec *endpoint.Record) bool) (endpoint.Record, bool, error) {
+	if err := m.lock(ctx); err != nil {
+		return endpoint.Record{}, false, fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	defer m.mu.Unlock()
+	old, ok := m.endpoints[id]
+	if !ok {
+		return endpoint.Record{}, false, fmt.Errorf("%s %s: %w", op, id, ErrEndpointNotFound)
+	}
+	rec := old.Clone()
+	if !change(&rec) {
+		return old.Clone(), false, nil
+	}
+	rec.Version, rec.WriteToken = rec.Version+1, newWriteToken()
+	m.endpoints[id] = rec.Clone()
+	return rec, true, nil
 }

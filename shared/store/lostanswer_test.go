@@ -113,6 +113,32 @@ func TestIntegrationLostAnswers(t *testing.T) {
 			t.Fatalf("GetEndpoint after delete: %v", err)
 		}
 	})
+	t.Run("EndpointHealth", func(t *testing.T) {
+		t.Parallel()
+		// Each health write with its first answer lost (UpdateItem calls 1, 3 and 5; 2, 4 and 6
+		// their retries): the retry fails its condition on the state the first request made,
+		// and the store reads its own write token there as applied, so the function that
+		// disabled the endpoint knows it did, and publishes its one event.
+		l := awstest.NewLossyHTTP(t, func(op string, n int) bool { return op == "UpdateItem" && n%2 == 1 })
+		s := store.NewDynamoDBEndpoints(awstest.LossyDynamoDB(t, l), table)
+		rec := endpoint.Record{Endpoint: endpoint.Endpoint{ID: endpoint.NewID(now), URL: "https://h.example.com", CreatedAt: now, UpdatedAt: now}, Secret: "v1:s"}
+		if _, err := s.CreateEndpoint(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		since, at := now.Add(time.Second), now.Add(time.Hour)
+		if got, applied, err := s.MarkEndpointFailing(ctx, rec.ID, since); err != nil || !applied || got.Version != 2 || !got.FailingSince.Equal(since) {
+			t.Fatalf("mark failing whose answer was lost = version %d, applied %t, %v; want version 2, applied", got.Version, applied, err)
+		}
+		if got, applied, err := s.DisableFailingEndpoint(ctx, rec.ID, since, at); err != nil || !applied || got.Version != 3 || !got.Disabled {
+			t.Fatalf("disable whose answer was lost = version %d, applied %t, disabled %t, %v; want version 3, applied", got.Version, applied, got.Disabled, err)
+		}
+		if got, applied, err := s.MarkEndpointHealthy(ctx, rec.ID); err != nil || !applied || got.Version != 4 || got.FailingSince != nil {
+			t.Fatalf("mark healthy whose answer was lost = version %d, applied %t, %v; want version 4, applied", got.Version, applied, err)
+		}
+		if l.Lost() != 3 || l.Calls("UpdateItem") != 6 {
+			t.Fatalf("lost %d answers in %d writes, want 3 in 6 (the SDK did not retry, or nothing was lost)", l.Lost(), l.Calls("UpdateItem"))
+		}
+	})
 	for _, status := range []message.Status{message.Retrying, message.Delivered} {
 		t.Run("ClaimAndFinish/"+string(status), func(t *testing.T) {
 			t.Parallel()

@@ -40,6 +40,12 @@ func RunEndpoints(t *testing.T, newStore func(t *testing.T) store.Endpoints) {
 		{"ListCursorRefused", testEndpointListCursorRefused},
 		{"ListLimits", testEndpointListLimits},
 		{"CanceledContext", testEndpointCanceledContext},
+		{"HealthMarks", testEndpointHealthMarks},
+		{"HealthMissing", testEndpointHealthMissing},
+		{"DisableFailing", testEndpointDisableFailing},
+		{"DisableFailingConcurrent", testEndpointDisableFailingConcurrent},
+		{"HealthThenStaleUpdate", testEndpointHealthThenStaleUpdate},
+		{"UpdateThenHealth", testEndpointUpdateThenHealth},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -55,13 +61,14 @@ func uniqueTenant(t *testing.T) string {
 
 // newEndpoint returns a record with every field set, a fresh id and the given tenant.
 func newEndpoint(at time.Time, tenant string) endpoint.Record {
-	disabledAt := at.Add(-time.Minute)
+	disabledAt, failingSince := at.Add(-time.Minute), at.Add(-time.Hour)
 	return endpoint.Record{
 		Endpoint: endpoint.Endpoint{
 			ID: endpoint.NewID(at), TenantID: tenant, URL: "https://hooks.example.com/push", Description: "orders",
 			Headers: map[string]string{"X-Tenant": "acme"}, EventTypes: []string{"order.shipped", "order.*"},
 			Disabled: true, DisabledReason: endpoint.ReasonManual, DisabledAt: &disabledAt,
-			RateLimit: &endpoint.RateLimit{PerSecond: 50}, Metadata: map[string]string{"team": "billing"},
+			FailingSince: &failingSince,
+			RateLimit:    &endpoint.RateLimit{PerSecond: 50}, Metadata: map[string]string{"team": "billing"},
 			CreatedAt: at, UpdatedAt: at,
 		},
 		Secret:   "v1:sealed-current",
