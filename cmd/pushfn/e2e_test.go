@@ -233,24 +233,22 @@ type loggedEvent struct {
 	Detail     json.RawMessage `json:"detail"`
 }
 
-// awaitEvent waits for pushfn run's log to show an operational event of detailType about
-// message id (its detail's message_id).
-func (s *e2eStack) awaitEvent(t *testing.T, ctx context.Context, detailType, id string) loggedEvent {
+// awaitEvent waits for pushfn run's log to show an operational event of detailType whose
+// detail's field (message_id, endpoint_id) is id, and returns the first.
+func (s *e2eStack) awaitEvent(t *testing.T, ctx context.Context, detailType, field, id string) loggedEvent {
 	t.Helper()
 	for {
 		for l := range strings.Lines(s.logs.String()) {
 			var ev loggedEvent
-			var d struct {
-				MessageID string `json:"message_id"`
-			}
+			var d map[string]any
 			if json.Unmarshal([]byte(l), &ev) == nil && ev.Msg == "operational event" && ev.DetailType == detailType &&
-				json.Unmarshal(ev.Detail, &d) == nil && d.MessageID == id {
+				json.Unmarshal(ev.Detail, &d) == nil && d[field] == id {
 				return ev
 			}
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("no %s event for %s in pushfn run's log:\n%s", detailType, id, tail(s.logs.String(), 30))
+			t.Fatalf("no %s event with %s %s in pushfn run's log:\n%s", detailType, field, id, tail(s.logs.String(), 30))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -503,7 +501,7 @@ func TestIntegrationE2E(t *testing.T) {
 		if st := s.awaitFinal(t, ctx, accepted.ID); st.Status != "failed" || st.Attempts != 1 {
 			t.Fatalf("%+v, want failed after 1 attempt", st)
 		}
-		ev := s.awaitEvent(t, ctx, "pushfn.delivery.failed", accepted.ID)
+		ev := s.awaitEvent(t, ctx, "pushfn.delivery.failed", "message_id", accepted.ID)
 		var d struct {
 			MessageID  string `json:"message_id"`
 			TargetHost string `json:"target_host"`
