@@ -136,7 +136,8 @@ func TestAPIRoutes(t *testing.T) {
 	want := map[string]bool{"POST /v1/messages": true, "POST /v1/messages/batch": true, "GET /v1/messages/{id}": true, "$default": true,
 		"POST /v1/endpoints": true, "GET /v1/endpoints": true, "GET /v1/endpoints/{id}": true, "PATCH /v1/endpoints/{id}": true,
 		"DELETE /v1/endpoints/{id}": true, "GET /v1/endpoints/{id}/secret": true, "POST /v1/endpoints/{id}/secret/rotate": true,
-		"GET /v1/endpoints/{id}/deliveries": true, "GET /v1/messages/{id}/deliveries": true}
+		"GET /v1/endpoints/{id}/deliveries": true, "GET /v1/messages/{id}/deliveries": true, "POST /v1/messages/{id}/retry": true,
+		"POST /v1/endpoints/{id}/recover": true, "GET /v1/recoveries/{id}": true}
 	if len(routes) != len(want) {
 		t.Errorf("routes %v, want %v", routes, want)
 	}

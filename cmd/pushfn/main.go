@@ -2,7 +2,9 @@
 // local SQS and DynamoDB emulators and creates the table and queues in them, runs the whole stack
 // (the api function behind a local HTTP API, the deliver function fed from the queue), invokes a
 // function binary once with an event as sam local invoke would, serves a loopback push receiver,
-// and benchmarks the deliver handler and a plain Go worker pool on one batch. It is never deployed.
+// moves the dead-letter queue's messages back to the delivery queue (locally or in a deployed
+// stack), and benchmarks the deliver handler and a plain Go worker pool on one batch. It is never
+// deployed.
 package main
 
 import (
@@ -33,6 +35,7 @@ var commands = []command{
 		return invokeCommand(ctx, args, os.Stdout, os.Stderr)
 	}},
 	{"receiver", "a loopback push receiver that prints, verifies and counts pushes", receiverCmd},
+	{"redrive", "move the dead-letter queue's messages back to the delivery queue (a deployed stack or a local run)", redriveCmd},
 	{"bench", "bench deliver|pool: time the deliver handler, or a plain Go worker pool, on one synthetic batch", benchCmd},
 }
 

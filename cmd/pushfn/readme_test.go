@@ -259,6 +259,10 @@ var readmeRunners = []readmeRunner{
 		"and wants a quiet machine; TestBenchDeliver runs the command it measures"},
 	{prefix: "SCENARIOS=tls make bench", by: "not run", why: "as make bench; TestBenchTLS runs the commands it measures " +
 		"against receiver --tls"},
+	{prefix: "go run ./cmd/pushfn redrive --local", by: "TestIntegrationRedriveReadme",
+		why: "dead-letters messages of its own queue through the deliver handler, runs the command with --queue naming that queue, and delivers them"},
+	{prefix: "go run ./cmd/pushfn redrive --stack", by: "AWS", why: "needs a deployed stack and AWS credentials; " +
+		"TestRedriveAWS runs the same redrive against fakes of SQS and CloudFormation"},
 	{prefix: "sam", by: "AWS", why: "needs SAM CLI, Docker or an AWS account"},
 	{prefix: "aws", by: "AWS", why: "needs a deployed stack and AWS credentials"},
 }

@@ -33,9 +33,11 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slo
 	db := dynamodb.NewFromConfig(awsCfg)
 	q := sqs.NewFromConfig(awsCfg)
 	endpoints := store.NewDynamoDBEndpoints(db, cfg.TableName)
+	records := store.NewDynamoDB(db, cfg.TableName, cfg.RecordTTL)
 	rules := message.Rules{MaxPayloadBytes: cfg.MaxPayloadBytes, AllowHTTPTargets: cfg.AllowHTTPTargets, AllowPrivateTargets: cfg.AllowPrivateTargets}
 	h := &Handler{
-		Store:       store.NewDynamoDB(db, cfg.TableName, cfg.RecordTTL),
+		Store:       records,
+		Listing:     records,
 		Endpoints:   NewEndpointCache(endpoints, keyring, rules),
 		Subscribers: NewSubscriberCache(endpoints),
 		Sender:      sender,

@@ -98,6 +98,9 @@ type Handler struct {
 	// the store could not be reached.
 	Producer    Producer
 	Subscribers Subscribers
+	// Listing lists an endpoint's deliveries for recoveries; without it (and Producer), a
+	// recovery is handed back as if the store could not be reached.
+	Listing Listing
 	// Limiter hands out the send slots of endpoints with a rate limit; nil leaves the limits
 	// unenforced (benchmarks, tests of other things).
 	Limiter Limiter
@@ -166,7 +169,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		j := &jobs[i]
 		j.msg = &ev.Records[i]
 		h.parse(j)
-		if j.bad == nil && j.env.EndpointID != "" {
+		if j.bad == nil && j.env.EndpointID != "" && j.host != recoveryKey {
 			h.findEndpoint(ctx, j)
 		}
 		if j.bad == nil {
@@ -253,6 +256,10 @@ func (h *Handler) parse(j *job) {
 	}
 	j.env = env
 	switch {
+	case message.ValidRecoveryID(j.env.ID):
+		j.bad = checkRecovery(j.env)
+		j.host = recoveryKey
+		return
 	case j.env.MessageID != "":
 		j.bad = checkDelivery(j.env)
 		if j.bad != nil {
@@ -311,6 +318,10 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 	}
 	if j.env.EventType != "" {
 		h.expand(inv, writes, j, token)
+		return
+	}
+	if message.ValidRecoveryID(id) {
+		h.recoverWindow(inv, writes, j, token)
 		return
 	}
 
@@ -459,6 +470,7 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 		ctx, cancel = context.WithTimeout(ctx, noDeadlineBudget)
 		defer cancel()
 	}
+	keep(j, &o)
 	var rec message.Record
 	var err error
 	pause := backoff.Policy{Base: resultRetryBase, Max: resultRetryMax, Jitter: h.Jitter}
@@ -498,6 +510,15 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 	log.LogAttrs(ctx, slog.LevelInfo, "delivery", slog.String("message_id", j.env.ID), slog.String("target_host", j.host),
 		slog.String("endpoint_id", j.env.EndpointID), slog.Int("attempt", attempts), slog.String("status", string(o.Status)), slog.Int("status_code", a.StatusCode),
 		slog.Int64("duration_ms", a.DurationMS), slog.String("error", a.Error))
+}
+
+// keep has o, when it ends j's record failed or expired, keep j's copy (the SQS message body as
+// received, its payload's bytes untouched), so that the message can be reopened and delivered
+// again. Only a well-formed copy is kept: a malformed one never comes here.
+func keep(j *job, o *store.Outcome) {
+	if o.Status == message.Failed || o.Status == message.Expired {
+		o.Keep = []byte(j.msg.Body)
+	}
 }
 
 // resultContext is the budget of the invocation's result writes: its deadline less the margin,
@@ -547,6 +568,7 @@ func (h *Handler) dependencyFailed(j *job) {
 // finishUnclaimed ends a record that was never claimed (an expired copy). A record already final
 // or gone is left as it is; one leased by a live worker is handed back until that lease ends.
 func (h *Handler) finishUnclaimed(ctx context.Context, j *job, o store.Outcome) {
+	keep(j, &o)
 	rec, err := h.Store.Finish(ctx, j.env.ID, o)
 	if err == nil {
 		h.ended(j, rec, o, 0)
@@ -596,6 +618,7 @@ func (h *Handler) deadLetterUnstarted(ctx context.Context, j *job, msg *events.S
 	o := store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
 		Attempt: &message.Attempt{At: now, Error: message.ReasonDeadLettered + ": not started before the invocation's deadline"},
 		New:     h.newRecord(j)}
+	keep(j, &o)
 	rec, err := h.Store.Finish(ctx, j.env.ID, o)
 	if err == nil {
 		h.ended(j, rec, o, 0)

@@ -202,7 +202,7 @@ func (h *Handler) deliveryCopies(j *job, rec message.Record, eps []endpoint.Reco
 	return entries, nil
 }
 
-// pauseExpansion stops j's expansion at p, releasing its lease, and hands the copy back: at once
+// pauseExpansion stops j's expansion (or recovery) at p, releasing its lease, and hands the copy back: at once
 // when goOn (the invocation ran out of time), else after the short delay of a dependency failure.
 func (h *Handler) pauseExpansion(ctx context.Context, j *job, p store.Progress, why string, goOn bool) {
 	p.Now, p.Release = h.now(), true
@@ -220,7 +220,7 @@ func (h *Handler) pauseExpansion(ctx context.Context, j *job, p store.Progress, 
 	if j.delay > 0 {
 		lvl = h.log().WarnContext
 	}
-	lvl(ctx, "fan-out paused", "message_id", j.env.ID, "deliveries", p.Deliveries, "reason", why, "visible_in_ms", j.delay.Milliseconds())
+	lvl(ctx, "paused at its checkpoint", "message_id", j.env.ID, "deliveries", p.Deliveries, "reason", why, "visible_in_ms", j.delay.Milliseconds())
 }
 
 // expansionLost sets j's verdict after a checkpoint found the lease gone (it ran out and another

@@ -136,6 +136,8 @@ func TestRateLimitCarriedSlot(t *testing.T) {
 		{"received again: a new slot", 1, 5, 2, 1, -1},
 		{"another rate: a new slot", 1, 10, 1, 1, -1},
 		{"passed: a new slot", -5, 5, 1, 1, -1},
+		// A kept copy retried an hour after it failed carries the slot it waited for then.
+		{"retried an hour later: a new slot", -5 * 3600, 5, 1, 1, -1},
 		{"early: queued again with it", 5 * 20, 5, 1, 0, 5 * 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,6 +22,6 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, logger *slog.Logger) (*Han
 	w := ingest.FromConfig(cfg, awsCfg, logger)
 	return &Handler{
 		Enqueuer: w.Enqueuer, Records: w.Records, Rules: w.Rules, Logger: logger, Keyring: keyring,
-		Endpoints: w.Endpoints, Deliveries: w.Records,
+		Endpoints: w.Endpoints, Deliveries: w.Records, Reopener: w.Records,
 	}, nil
 }

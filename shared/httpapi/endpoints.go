@@ -57,6 +57,8 @@ func (h *Handler) endpointRoute(ctx context.Context, req events.APIGatewayV2HTTP
 			return events.APIGatewayV2HTTPResponse{}, false
 		}
 		allow = http.MethodGet
+	case "recover":
+		allow = http.MethodPost
 	default:
 		return events.APIGatewayV2HTTPResponse{}, false
 	}
@@ -73,6 +75,8 @@ func (h *Handler) endpointRoute(ctx context.Context, req events.APIGatewayV2HTTP
 		return h.rotateSecret(ctx, req, id), true
 	case sub == "deliveries":
 		return h.listDeliveries(ctx, req, id), true
+	case sub == "recover":
+		return h.startRecovery(ctx, req, id, prefix), true
 	case method == http.MethodGet:
 		return h.getEndpoint(ctx, id), true
 	case method == http.MethodPatch:

@@ -1,6 +1,7 @@
 // Package httpapi is pushfn's HTTP API as an API Gateway HTTP API handler (payload
-// format 2.0): accept one message or a batch, report a message's state, manage endpoints and
-// their secrets, and list the deliveries of an endpoint or of a fan-out message.
+// format 2.0): accept one message or a batch, report a message's state, retry a failed one,
+// manage endpoints and their secrets, and list the deliveries of an endpoint or of a fan-out
+// message.
 //
 // Ships in the api function.
 package httpapi
@@ -60,8 +61,11 @@ type Handler struct {
 	// /v1/messages/{id}/deliveries and the deliveries summary of a fan-out's GET; without it those
 	// routes answer 404 and a fan-out's GET has no summary.
 	Deliveries store.Deliveries
-	Logger     *slog.Logger     // nil means slog.Default()
-	Now        func() time.Time // nil means time.Now
+	// Reopener serves POST /v1/messages/{id}/retry, which queues the reopened copy through the
+	// Enqueuer's producer; without it that route answers 404.
+	Reopener Reopener
+	Logger   *slog.Logger     // nil means slog.Default()
+	Now      func() time.Time // nil means time.Now
 }
 
 // Handle answers one request. It never returns an error: API Gateway would turn one into a bare
@@ -94,6 +98,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 			return resp, nil
 		}
 	}
+	if id, ok := strings.CutPrefix(path, PathRecoveries+"/"); ok && id != "" && !strings.Contains(id, "/") {
+		if method != http.MethodGet {
+			return methodNotAllowed(http.MethodGet), nil
+		}
+		return h.getRecovery(ctx, id), nil
+	}
 	if rest, ok := strings.CutPrefix(path, PathMessages+"/"); ok {
 		id, sub, _ := strings.Cut(rest, "/")
 		switch {
@@ -103,6 +113,11 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 				return methodNotAllowed(http.MethodGet), nil
 			}
 			return h.get(ctx, id), nil
+		case sub == "retry" && h.Reopener != nil && h.Enqueuer != nil:
+			if method != http.MethodPost {
+				return methodNotAllowed(http.MethodPost), nil
+			}
+			return h.retry(ctx, req, id, prefix), nil
 		case sub == "deliveries" && h.Deliveries != nil:
 			if method != http.MethodGet {
 				return methodNotAllowed(http.MethodGet), nil
@@ -297,7 +312,10 @@ type View struct {
 	EventType   string           `json:"event_type,omitempty"`
 	TenantID    string           `json:"tenant_id,omitempty"`
 	LastAttempt *message.Attempt `json:"last_attempt"`
-	Deliveries  *Summary         `json:"deliveries,omitempty"`
+	// History is the last attempts of the deliveries the record ended before it was retried,
+	// oldest first; absent when it was never retried.
+	History    []message.Attempt `json:"history,omitempty"`
+	Deliveries *Summary          `json:"deliveries,omitempty"`
 }
 
 // ViewOf reports a record as GET shows it: times in UTC, absent times as null.
@@ -327,6 +345,10 @@ func ViewOf(rec message.Record) View {
 		c := *a
 		c.At = c.At.UTC()
 		v.LastAttempt = &c
+	}
+	for _, a := range rec.History {
+		a.At = a.At.UTC()
+		v.History = append(v.History, a)
 	}
 	return v
 }

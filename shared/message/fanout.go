@@ -66,3 +66,10 @@ func ValidDeliveryID(id string) bool { return ValidPrefixedID(DeliveryIDPrefix, 
 
 // ValidRecordID reports whether id names a record: a message's or a delivery's.
 func ValidRecordID(id string) bool { return ValidID(id) || ValidDeliveryID(id) }
+
+// RecoveryIDPrefix starts the id of every recovery: a window of an endpoint's failed deliveries
+// sent again.
+const RecoveryIDPrefix = "rcv_"
+
+// ValidRecoveryID reports whether id has the shape of a recovery id.
+func ValidRecoveryID(id string) bool { return ValidPrefixedID(RecoveryIDPrefix, id) }

@@ -46,7 +46,11 @@ type Envelope struct {
 	// MessageID is set in the copy of one delivery of a fan-out, whose ID is the delivery's
 	// (DeliveryID): the message the delivery belongs to, the webhook-id its endpoint receives.
 	// CreatedAt is that message's acceptance, which the delivery's record keeps.
-	MessageID string          `json:"message_id,omitempty"`
+	MessageID string `json:"message_id,omitempty"`
+	// Since and Until are set in the copy of a recovery (ID a recovery id, EndpointID its
+	// endpoint): the window of the endpoint's deliveries it sends again.
+	Since     *time.Time      `json:"since,omitempty"`
+	Until     *time.Time      `json:"until,omitempty"`
 	CreatedAt *time.Time      `json:"created_at,omitempty"`
 	Payload   json.RawMessage `json:"payload"`
 	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
@@ -106,8 +110,9 @@ type Attempt struct {
 	DurationMS int64     `json:"duration_ms"`
 }
 
-// Record is the stored state of one message: one DynamoDB item (the README's data model). The payload is not
-// part of it; it travels in the queue.
+// Record is the stored state of one message: one DynamoDB item (the README's data model). The payload
+// travels in the queue; the record keeps a copy of it (Copy) only once its delivery has ended
+// failed or expired, so that it can be delivered again.
 type Record struct {
 	ID             string
 	Status         Status
@@ -126,16 +131,21 @@ type Record struct {
 	// before that position; once the record is delivered, the fan-out's number of deliveries.
 	FanoutCursor     string
 	FanoutDeliveries int
-	Attempts         int
-	LeaseToken       string    // set while a worker holds the lease
-	LeaseUntil       time.Time // zero when no lease is held
-	FinishedBy       string    // the token of the lease the last claimed result write ended
-	LastAttempt      *Attempt
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-	DeliveredAt      time.Time  // zero until delivered
-	ExpiresAt        *time.Time // the message's own expiry, if any
-	TTL              time.Time  // when DynamoDB may delete the record; set by the store on every write
+	// A recovery's record (ID a recovery id) keeps its window, its endpoint (EndpointID) and its
+	// progress: FanoutCursor is where its listing of the endpoint's deliveries goes on,
+	// FanoutDeliveries how many it requeued, Matched how many failed deliveries it found.
+	RecoverSince, RecoverUntil time.Time
+	Matched                    int
+	Attempts                   int
+	LeaseToken                 string    // set while a worker holds the lease
+	LeaseUntil                 time.Time // zero when no lease is held
+	FinishedBy                 string    // the token of the lease the last claimed result write ended
+	LastAttempt                *Attempt
+	CreatedAt                  time.Time
+	UpdatedAt                  time.Time
+	DeliveredAt                time.Time  // zero until delivered
+	ExpiresAt                  *time.Time // the message's own expiry, if any
+	TTL                        time.Time  // when DynamoDB may delete the record; set by the store on every write
 
 	// CreateToken is the random token of the create that wrote the record: a create whose answer
 	// was lost recognises its own write by it, and only that create's undo may remove the record.
@@ -143,4 +153,20 @@ type Record struct {
 	// Replayed is set once a replay has queued a copy of the message while this record existed,
 	// so the undo of the request that created it leaves it in place.
 	Replayed bool
+
+	// Copy is the queued copy of the message (the SQS message body: its envelope exactly as it
+	// was queued), kept by the write that ended the record failed or expired, so that it can be
+	// queued again; nil while it is live, once delivered, or when none was kept.
+	Copy []byte
+	// History holds the last attempts of the deliveries the record ended before it was reopened,
+	// oldest first (at most MaxHistory).
+	History []Attempt
+	// ReopenToken and ReopenedAt are those of the last reopen, which made a failed or expired
+	// record accepted again to deliver its Copy anew.
+	ReopenToken string
+	ReopenedAt  time.Time
 }
+
+// MaxHistory is how many earlier last attempts a record keeps in its History; a reopen past it
+// drops the oldest.
+const MaxHistory = 20

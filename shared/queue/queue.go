@@ -1,5 +1,6 @@
 // Package queue puts messages on pushfn's SQS queue: batched sends with per-message outcomes,
-// and the creation of the queue with its dead-letter queue.
+// the creation of the queue with its dead-letter queue, and the redrive of that dead-letter
+// queue back to the queue.
 //
 // Ships in the api and relay functions.
 package queue

@@ -74,9 +74,10 @@ const endpointDeliveriesPrefix = "ep#"
 const sortKeyTime = "2006-01-02T15:04:05.000Z"
 
 // deliveryKeys returns the gsi2 keys of a message record to an endpoint: the partition of the
-// endpoint and created_at + "#" + id; ok is false for a record to a raw target.
+// endpoint and created_at + "#" + id; ok is false for a record to a raw target, and for a
+// recovery's (it names its endpoint, but is none of its deliveries).
 func deliveryKeys(rec message.Record) (pk, sk string, ok bool) {
-	if rec.EndpointID == "" {
+	if rec.EndpointID == "" || message.ValidRecoveryID(rec.ID) {
 		return "", "", false
 	}
 	return endpointDeliveriesPrefix + rec.EndpointID, rec.CreatedAt.UTC().Format(sortKeyTime) + "#" + rec.ID, true

@@ -25,6 +25,8 @@ func TestDeliveryKeys(t *testing.T) {
 		{"milliseconds", message.Record{ID: "msg_2", Status: message.Accepted, EndpointID: "ep_2", CreatedAt: at.Add(7 * time.Millisecond)},
 			"ep#ep_2", "2026-11-24T09:30:15.007Z#msg_2"},
 		{"raw target", message.Record{ID: "msg_3", Status: message.Accepted, TargetHost: "h", CreatedAt: at}, "", ""},
+		// A recovery names its endpoint, but is none of its deliveries.
+		{"recovery", message.Record{ID: message.NewPrefixedID(message.RecoveryIDPrefix, at), Status: message.Accepted, EndpointID: "ep_1", CreatedAt: at}, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

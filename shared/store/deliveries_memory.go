@@ -34,10 +34,10 @@ func (m *Memory) ListDeliveries(ctx context.Context, q DeliveryQuery) (DeliveryP
 		s := &m.shards[i]
 		s.mu.Lock()
 		for _, rec := range s.records {
-			if rec.EndpointID == "" || rec.EndpointID != q.EndpointID {
+			_, sk, ok := deliveryKeys(rec)
+			if !ok || rec.EndpointID != q.EndpointID {
 				continue
 			}
-			_, sk, _ := deliveryKeys(rec)
 			if (lo != "" && sk < lo) || (hi != "" && sk > hi) || (after != "" && sk >= after) ||
 				(q.Status != "" && rec.Status != q.Status) {
 				continue

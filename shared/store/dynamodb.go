@@ -75,6 +75,18 @@ const (
 	attrFanoutDeliveries = "fanout_deliveries"
 	// A delivery's record: the message it belongs to.
 	attrMessageID = "message_id"
+	// A recovery's record: its window and how many failed deliveries it found.
+	attrRecoverSince = "recover_since"
+	attrRecoverUntil = "recover_until"
+	attrMatched      = "matched"
+	// A record that ended failed or expired keeps its queued copy, gzip-compressed (binary), to be
+	// reopened; last_attempt_list holds last_attempt as a one-element list (written with it by
+	// every result but delivered), which a reopen appends to history in the same write.
+	attrCopy            = "copy_gz"
+	attrLastAttemptList = "last_attempt_list"
+	attrHistory         = "history"
+	attrReopenToken     = "reopen_token"
+	attrReopenedAt      = "reopened_at"
 )
 
 // Create implements Store.
@@ -207,19 +219,36 @@ func (d *DynamoDB) Finish(ctx context.Context, id string, o Outcome) (message.Re
 		":ttl":        num(ttlAt(o.Now, d.ttl).Unix()),
 	}
 	set := "SET #status = :status, #updated_at = :updated_at, #ttl = :ttl"
+	remove := " REMOVE #lease_token, #lease_until"
 	if o.Attempt != nil {
 		set += ", #last_attempt = :last_attempt"
 		names["#last_attempt"] = attrLastAttempt
 		values[":last_attempt"] = attemptValue(*o.Attempt)
+		if o.Status != message.Delivered {
+			set += ", #last_attempt_list = :last_attempt_list"
+			names["#last_attempt_list"] = attrLastAttemptList
+			values[":last_attempt_list"] = &types.AttributeValueMemberL{Value: []types.AttributeValue{values[":last_attempt"]}}
+		}
 	}
-	if o.Status == message.Delivered {
+	switch {
+	case o.Status == message.Delivered:
+		// A delivery that succeeds keeps no byte of its payload.
 		set += ", #delivered_at = :updated_at"
-		names["#delivered_at"] = attrDeliveredAt
+		remove += ", #copy, #last_attempt_list"
+		names["#delivered_at"], names["#copy"], names["#last_attempt_list"] = attrDeliveredAt, attrCopy, attrLastAttemptList
+	case keepsCopy(o):
+		names["#copy"] = attrCopy
+		if gz, ok := compressCopy(o.Keep); ok {
+			set += ", #copy = :copy"
+			values[":copy"] = &types.AttributeValueMemberB{Value: gz}
+		} else {
+			remove += ", #copy"
+		}
 	}
 	if p := o.Fanout; p != nil && o.Token != "" {
-		set += ", #fanout_cursor = :fanout_cursor, #fanout_deliveries = :fanout_deliveries"
-		names["#fanout_cursor"], names["#fanout_deliveries"] = attrFanoutCursor, attrFanoutDeliveries
-		values[":fanout_cursor"], values[":fanout_deliveries"] = str(p.Cursor), num(int64(p.Deliveries))
+		set += ", #fanout_cursor = :fanout_cursor, #fanout_deliveries = :fanout_deliveries, #matched = :matched"
+		names["#fanout_cursor"], names["#fanout_deliveries"], names["#matched"] = attrFanoutCursor, attrFanoutDeliveries, attrMatched
+		values[":fanout_cursor"], values[":fanout_deliveries"], values[":matched"] = str(p.Cursor), num(int64(p.Deliveries)), num(int64(p.Matched))
 	}
 	var cond string
 	values[":delivering"] = str(string(message.Delivering))
@@ -252,7 +281,7 @@ func (d *DynamoDB) Finish(ctx context.Context, id string, o Outcome) (message.Re
 		TableName:                           aws.String(d.table),
 		Key:                                 key(id),
 		ConditionExpression:                 aws.String(cond),
-		UpdateExpression:                    aws.String(set + " REMOVE #lease_token, #lease_until"),
+		UpdateExpression:                    aws.String(set + remove),
 		ExpressionAttributeNames:            names,
 		ExpressionAttributeValues:           values,
 		ReturnValues:                        types.ReturnValueAllNew,
@@ -286,17 +315,18 @@ func (d *DynamoDB) Checkpoint(ctx context.Context, id string, p Progress) (messa
 	}
 	names := map[string]string{
 		"#status": attrStatus, "#lease_token": attrLeaseToken, "#updated_at": attrUpdatedAt, "#ttl": attrTTL,
-		"#fanout_cursor": attrFanoutCursor, "#fanout_deliveries": attrFanoutDeliveries,
+		"#fanout_cursor": attrFanoutCursor, "#fanout_deliveries": attrFanoutDeliveries, "#matched": attrMatched,
 	}
 	values := map[string]types.AttributeValue{
 		":delivering": str(string(message.Delivering)),
 		":token":      str(p.Token),
 		":cursor":     str(p.Cursor),
 		":deliveries": num(int64(p.Deliveries)),
+		":matched":    num(int64(p.Matched)),
 		":updated_at": timeValue(p.Now),
 		":ttl":        num(ttlAt(p.Now, d.ttl).Unix()),
 	}
-	set := "SET #fanout_cursor = :cursor, #fanout_deliveries = :deliveries, #updated_at = :updated_at, #ttl = :ttl"
+	set := "SET #fanout_cursor = :cursor, #fanout_deliveries = :deliveries, #matched = :matched, #updated_at = :updated_at, #ttl = :ttl"
 	if p.Release {
 		// A claim takes over a lease that ended before its own time.
 		set += ", #lease_until = :released"
@@ -326,7 +356,7 @@ func (d *DynamoDB) Checkpoint(ctx context.Context, id string, p Progress) (messa
 // was lost. A released lease is no longer the record's, so only the progress is compared then.
 func checkpointed(rec message.Record, p Progress) bool {
 	return (rec.LeaseToken == p.Token || p.Release) && rec.FanoutCursor == p.Cursor && rec.FanoutDeliveries == p.Deliveries &&
-		rec.Status == message.Delivering
+		rec.Matched == p.Matched && rec.Status == message.Delivering
 }
 
 // newRecordSets returns the SET clauses (each starting ", ") that write the attributes of a
@@ -528,6 +558,11 @@ func marshalRecord(rec message.Record) map[string]types.AttributeValue {
 	if rec.FanoutDeliveries > 0 {
 		item[attrFanoutDeliveries] = num(int64(rec.FanoutDeliveries))
 	}
+	if rec.Matched > 0 {
+		item[attrMatched] = num(int64(rec.Matched))
+	}
+	putTime(attrRecoverSince, rec.RecoverSince)
+	putTime(attrRecoverUntil, rec.RecoverUntil)
 	putStr(attrCreateToken, rec.CreateToken)
 	if rec.Replayed {
 		item[attrReplayed] = &types.AttributeValueMemberBOOL{Value: true}
@@ -539,7 +574,20 @@ func marshalRecord(rec message.Record) map[string]types.AttributeValue {
 	}
 	if rec.LastAttempt != nil {
 		item[attrLastAttempt] = attemptValue(*rec.LastAttempt)
+		if rec.Status != message.Delivered {
+			item[attrLastAttemptList] = &types.AttributeValueMemberL{Value: []types.AttributeValue{item[attrLastAttempt]}}
+		}
 	}
+	if rec.Copy != nil {
+		if gz, ok := compressCopy(rec.Copy); ok {
+			item[attrCopy] = &types.AttributeValueMemberB{Value: gz}
+		}
+	}
+	if len(rec.History) > 0 {
+		item[attrHistory] = historyValue(rec.History)
+	}
+	putStr(attrReopenToken, rec.ReopenToken)
+	putTime(attrReopenedAt, rec.ReopenedAt)
 	putTime(attrCreatedAt, rec.CreatedAt)
 	putTime(attrUpdatedAt, rec.UpdatedAt)
 	putTime(attrDeliveredAt, rec.DeliveredAt)
@@ -620,6 +668,26 @@ func (r *itemReader) time(name string) time.Time {
 	return t.UTC()
 }
 
+// attempt reads an attempt, the value of the attribute name (or an element of it).
+func (r *itemReader) attempt(name string, v types.AttributeValue) message.Attempt {
+	m, ok := v.(*types.AttributeValueMemberM)
+	if !ok {
+		r.fail(name, "a map")
+		return message.Attempt{}
+	}
+	ar := &itemReader{item: m.Value}
+	a := message.Attempt{
+		At:         ar.time("at"),
+		StatusCode: int(ar.num("status_code")),
+		Error:      ar.str("error"),
+		DurationMS: ar.num("duration_ms"),
+	}
+	if ar.err != nil && r.err == nil {
+		r.err = fmt.Errorf("%s: %w", name, ar.err)
+	}
+	return a
+}
+
 // unmarshalRecord is the record of an item written by marshalRecord or the update expressions.
 func unmarshalRecord(item map[string]types.AttributeValue) (message.Record, error) {
 	r := &itemReader{item: item}
@@ -643,6 +711,11 @@ func unmarshalRecord(item map[string]types.AttributeValue) (message.Record, erro
 		TenantID:         r.str(attrTenantID),
 		FanoutCursor:     r.str(attrFanoutCursor),
 		FanoutDeliveries: int(r.num(attrFanoutDeliveries)),
+		Matched:          int(r.num(attrMatched)),
+		RecoverSince:     r.time(attrRecoverSince),
+		RecoverUntil:     r.time(attrRecoverUntil),
+		ReopenToken:      r.str(attrReopenToken),
+		ReopenedAt:       r.time(attrReopenedAt),
 	}
 	if _, ok := item[attrLeaseUntil]; ok {
 		rec.LeaseUntil = time.UnixMilli(r.num(attrLeaseUntil)).UTC()
@@ -655,20 +728,27 @@ func unmarshalRecord(item map[string]types.AttributeValue) (message.Record, erro
 		rec.ExpiresAt = &t
 	}
 	if v, ok := item[attrLastAttempt]; ok {
-		m, ok := v.(*types.AttributeValueMemberM)
+		a := r.attempt(attrLastAttempt, v)
+		rec.LastAttempt = &a
+	}
+	if v, ok := item[attrHistory]; ok {
+		l, ok := v.(*types.AttributeValueMemberL)
 		if !ok {
-			r.fail(attrLastAttempt, "a map")
+			r.fail(attrHistory, "a list")
 		} else {
-			ar := &itemReader{item: m.Value}
-			rec.LastAttempt = &message.Attempt{
-				At:         ar.time("at"),
-				StatusCode: int(ar.num("status_code")),
-				Error:      ar.str("error"),
-				DurationMS: ar.num("duration_ms"),
+			for _, a := range l.Value {
+				rec.History = append(rec.History, r.attempt(attrHistory, a))
 			}
-			if ar.err != nil && r.err == nil {
-				r.err = fmt.Errorf("%s: %w", attrLastAttempt, ar.err)
-			}
+		}
+	}
+	if v, ok := item[attrCopy]; ok {
+		b, ok := v.(*types.AttributeValueMemberB)
+		if !ok {
+			r.fail(attrCopy, "binary")
+		} else if c, err := decompressCopy(b.Value); err != nil && r.err == nil {
+			r.err = err
+		} else {
+			rec.Copy = c
 		}
 	}
 	if r.err == nil && (rec.ID == "" || rec.Status == "") {

@@ -28,14 +28,18 @@ func TestItemRoundTrip(t *testing.T) {
 		{
 			name: "every_field",
 			rec: message.Record{
-				ID: "msg_2", Status: message.Delivering, Fingerprint: "f", IdempotencyKey: "k", TargetHost: "h", EndpointID: "ep_1",
+				ID: message.NewID(at), Status: message.Delivering, Fingerprint: "f", IdempotencyKey: "k", TargetHost: "h", EndpointID: "ep_1",
 				Attempts: 7, LeaseToken: "tok", LeaseUntil: at.Add(time.Minute),
 				LastAttempt: &message.Attempt{At: at, StatusCode: 500, Error: "e", DurationMS: 12},
 				CreatedAt:   at, UpdatedAt: at, DeliveredAt: at, ExpiresAt: &expires, TTL: at.Truncate(time.Second),
+				Copy:        []byte(`{"id":"msg_2","payload":{"a":"\u00e9"}}`),
+				History:     []message.Attempt{{At: at, StatusCode: 404, DurationMS: 3}, {At: at, Error: "endpoint_disabled"}},
+				ReopenToken: "r", ReopenedAt: at,
 			},
 			wantAttr: []string{
 				"attempts", "created_at", "delivered_at", "endpoint_id", "expires_at", "fingerprint", "gsi2pk", "gsi2sk", "id",
 				"idempotency_key", "last_attempt", "lease_token", "lease_until", "status", "target_host", "ttl", "updated_at",
+				"last_attempt_list", "copy_gz", "history", "reopen_token", "reopened_at",
 			},
 		},
 	} {
@@ -95,6 +99,15 @@ func TestItemMalformed(t *testing.T) {
 		{"last_attempt_string", map[string]types.AttributeValue{"id": s("msg_1"), "status": s("accepted"), "last_attempt": s("x")}},
 		{"last_attempt_bad_field", map[string]types.AttributeValue{"id": s("msg_1"), "status": s("accepted"),
 			"last_attempt": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"status_code": s("500")}}}},
+		{"copy_string", map[string]types.AttributeValue{"id": s("msg_1"), "status": s("failed"), "copy_gz": s("x")}},
+		{"copy_not_gzip", map[string]types.AttributeValue{"id": s("msg_1"), "status": s("failed"),
+			"copy_gz": &types.AttributeValueMemberB{Value: []byte(`{"id":"msg_1"}`)}}},
+		{"copy_truncated", map[string]types.AttributeValue{"id": s("msg_1"), "status": s("failed"),
+			"copy_gz": &types.AttributeValueMemberB{Value: truncatedCopy()}}},
+		{"history_map", map[string]types.AttributeValue{"id": s("msg_1"), "status": s("failed"),
+			"history": &types.AttributeValueMemberM{}}},
+		{"history_bad_attempt", map[string]types.AttributeValue{"id": s("msg_1"), "status": s("failed"),
+			"history": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("x")}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -119,4 +132,34 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// truncatedCopy is a kept copy cut short: its gzip stream ends early.
+func truncatedCopy() []byte {
+	gz, _ := compressCopy([]byte(`{"id":"msg_1","payload":{"user_id":"1","message":"Hello"}}`))
+	return gz[:len(gz)-10]
+}
+
+// A copy that would expand past any queued message is malformed, not read into memory whole.
+func TestCopyDecompressionBounded(t *testing.T) {
+	t.Parallel()
+	gz, ok := compressCopy(make([]byte, maxCopyBytes+1))
+	if !ok {
+		t.Fatalf("%d zero bytes did not compress under %d", maxCopyBytes+1, MaxKeptCopyBytes)
+	}
+	if _, err := decompressCopy(gz); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("decompress %d bytes: %v, want ErrMalformed", maxCopyBytes+1, err)
+	}
+	if b, err := decompressCopy(mustCompress(t, make([]byte, maxCopyBytes))); err != nil || len(b) != maxCopyBytes {
+		t.Fatalf("decompress %d bytes: %d bytes, %v", maxCopyBytes, len(b), err)
+	}
+}
+
+func mustCompress(t *testing.T, b []byte) []byte {
+	t.Helper()
+	gz, ok := compressCopy(b)
+	if !ok {
+		t.Fatalf("%d bytes did not compress under %d", len(b), MaxKeptCopyBytes)
+	}
+	return gz
 }

@@ -174,4 +174,32 @@ func TestIntegrationLostAnswers(t *testing.T) {
 			}
 		})
 	}
+	t.Run("Reopen", func(t *testing.T) {
+		t.Parallel()
+		// The claim (call 1) and the failed result (call 2) are answered; the reopen's first
+		// answer is lost (call 3) and the SDK retries it (call 4).
+		s, l := lossy(t, "UpdateItem", 3)
+		rec := newRecord("")
+		if err := plain.Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		keep := []byte(`{"id":"` + rec.ID + `","payload":{"n":1}}`)
+		if _, err := s.Claim(ctx, rec.ID, store.Claim{Now: now, Lease: time.Minute, Token: "tok-a"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Finish(ctx, rec.ID, store.Outcome{Now: now, Status: message.Failed, Token: "tok-a", Keep: keep,
+			Attempt: &message.Attempt{At: now, StatusCode: 404}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Reopen(ctx, rec.ID, store.Reopen{Now: now.Add(time.Second), Token: "reopen-lost"})
+		if err != nil {
+			t.Fatalf("reopen whose first answer was lost: %v (want it read as done)", err)
+		}
+		if got.Status != message.Accepted || got.ReopenToken != "reopen-lost" || string(got.Copy) != string(keep) || len(got.History) != 1 {
+			t.Errorf("reopen = %s, token %q, copy %q, history %d; want accepted, ours, the copy, 1", got.Status, got.ReopenToken, got.Copy, len(got.History))
+		}
+		if calls, lost := l.Calls("UpdateItem"), l.Lost(); calls != 4 || lost != 1 {
+			t.Errorf("%d UpdateItem requests with %d answers lost, want 4 with 1: the SDK did not retry", calls, lost)
+		}
+	})
 }

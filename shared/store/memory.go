@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,11 +174,18 @@ func (m *Memory) Finish(ctx context.Context, id string, o Outcome) (message.Reco
 		a := *o.Attempt
 		rec.LastAttempt = &a
 	}
-	if o.Status == message.Delivered {
+	switch {
+	case o.Status == message.Delivered:
 		rec.DeliveredAt = o.Now
+		rec.Copy = nil
+	case keepsCopy(o):
+		rec.Copy = nil
+		if _, ok := compressCopy(o.Keep); ok {
+			rec.Copy = o.Keep
+		}
 	}
 	if p := o.Fanout; p != nil && o.Token != "" {
-		rec.FanoutCursor, rec.FanoutDeliveries = p.Cursor, p.Deliveries
+		rec.FanoutCursor, rec.FanoutDeliveries, rec.Matched = p.Cursor, p.Deliveries, p.Matched
 	}
 	m.put(s, rec)
 	return clone(s.records[id]), nil
@@ -206,7 +215,7 @@ func (m *Memory) Checkpoint(ctx context.Context, id string, p Progress) (message
 		}
 		return message.Record{}, &ConflictError{Err: ErrLeaseLost, Record: clone(rec)}
 	}
-	rec.FanoutCursor, rec.FanoutDeliveries = p.Cursor, p.Deliveries
+	rec.FanoutCursor, rec.FanoutDeliveries, rec.Matched = p.Cursor, p.Deliveries, p.Matched
 	rec.UpdatedAt = p.Now
 	if p.Release {
 		rec.LeaseUntil = p.Now.Add(-time.Millisecond)
@@ -255,8 +264,54 @@ func (m *Memory) MarkReplayed(ctx context.Context, id, createToken string, now t
 	return clone(r), nil
 }
 
+// Reopen implements Store.
+func (m *Memory) Reopen(ctx context.Context, id string, r Reopen) (message.Record, error) {
+	s, err := m.lock(ctx, &m.writes, id)
+	if err != nil {
+		return message.Record{}, err
+	}
+	defer s.mu.Unlock()
+	rec, ok := s.records[id]
+	if !ok {
+		return message.Record{}, fmt.Errorf("reopen %s: %w", id, ErrNotFound)
+	}
+	if err := reopenReason(rec); err != nil {
+		return message.Record{}, &ConflictError{Err: err, Record: clone(rec)}
+	}
+	if rec.Status == message.Accepted {
+		return clone(rec), nil // reopened before, not claimed since
+	}
+	rec.History = appendHistory(rec.History, rec.LastAttempt)
+	rec.Status = message.Accepted
+	rec.Attempts = 0
+	rec.LastAttempt = nil
+	rec.LeaseToken, rec.LeaseUntil, rec.FinishedBy = "", time.Time{}, ""
+	rec.ReopenToken, rec.ReopenedAt = r.Token, r.Now
+	rec.UpdatedAt = r.Now
+	m.put(s, rec)
+	return clone(s.records[id]), nil
+}
+
+// appendHistory is h with a appended (when there is one), the oldest dropped past
+// message.MaxHistory; h itself is left as it is.
+func appendHistory(h []message.Attempt, a *message.Attempt) []message.Attempt {
+	out := slices.Clone(h)
+	if a != nil {
+		out = append(out, *a)
+	}
+	if n := len(out) - message.MaxHistory; n > 0 {
+		out = out[n:]
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
 // clone copies rec so callers never share its pointers with the store.
 func clone(rec message.Record) message.Record {
+	rec.Copy = bytes.Clone(rec.Copy)
+	rec.History = slices.Clone(rec.History)
 	if rec.LastAttempt != nil {
 		a := *rec.LastAttempt
 		rec.LastAttempt = &a

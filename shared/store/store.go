@@ -40,11 +40,20 @@ var (
 	// ErrReplaced: MarkReplayed found a record written by another create than the one given (the
 	// record seen was removed and the id recorded again since).
 	ErrReplaced = errors.New("message record was replaced")
+	// ErrNotFinal: Reopen found the record still live (accepted and never reopened, delivering or
+	// retrying): it will be delivered, or end, without a reopen.
+	ErrNotFinal = errors.New("message record is not final")
+	// ErrDelivered: Reopen found the record delivered: there is nothing to deliver again.
+	ErrDelivered = errors.New("message record was delivered")
+	// ErrNoCopy: Reopen found the record failed or expired but with no copy kept (it ended before
+	// copies were kept, by a malformed copy, or with a copy too large to keep).
+	ErrNoCopy = errors.New("message record keeps no copy")
 )
 
 // ConflictError carries the record found when a conditional write failed, read from the same
 // write (DynamoDB's ReturnValuesOnConditionCheckFailure), never from an extra read. It wraps one
-// of ErrExists, ErrFinal, ErrLeased, ErrLeaseLost, ErrStale, ErrNotAccepted, ErrReplayed or ErrReplaced.
+// of ErrExists, ErrFinal, ErrLeased, ErrLeaseLost, ErrStale, ErrNotAccepted, ErrReplayed,
+// ErrReplaced, ErrNotFinal, ErrDelivered or ErrNoCopy.
 type ConflictError struct {
 	Err    error
 	Record message.Record
@@ -79,6 +88,8 @@ type Progress struct {
 	Token      string // the lease of the expansion (its Claim's token)
 	Cursor     string
 	Deliveries int
+	// Matched is, for a recovery, how many failed deliveries it has found so far.
+	Matched int
 	// Release ends the lease with the write, so that the next copy of the message to be
 	// received takes the expansion over at once: the invocation stops short of its deadline.
 	Release bool
@@ -102,6 +113,19 @@ type Outcome struct {
 	// Fanout, with a token, records the end of a fan-out's expansion: its final position and
 	// number of deliveries.
 	Fanout *Progress
+	// Keep, with Status Failed or Expired, is the queued copy of the message (the SQS message
+	// body as received) for the record to keep, compressed, so that Reopen can deliver it again.
+	// A copy over MaxKeptCopyBytes once compressed is not kept. A write that ends Delivered
+	// removes any copy kept before.
+	Keep []byte
+}
+
+// Reopen asks for a failed or expired record to be made accepted again, to deliver its copy anew.
+type Reopen struct {
+	Now time.Time
+	// Token identifies this reopen: a record already reopened under it is this reopen's own
+	// earlier write (applied, its answer lost).
+	Token string
 }
 
 // Store is the contract of a message record store. Every method is one conditional write or one
@@ -157,10 +181,38 @@ type Store interface {
 	// a copy while this record existed, so that no undo removes the record. A record another
 	// create wrote gives a *ConflictError wrapping ErrReplaced; a missing one, ErrNotFound.
 	MarkReplayed(ctx context.Context, id, createToken string, now time.Time) (message.Record, error)
+
+	// Reopen makes a record that ended failed or expired, and keeps a copy, accepted again with
+	// no attempt counted: its last attempt joins its History (the oldest dropped past
+	// message.MaxHistory), its lease and finisher are cleared, and r's token and time are
+	// recorded as its ReopenToken and ReopenedAt. It returns the record as written, with its
+	// Copy, which the caller then queues. An accepted record that was reopened before (by this
+	// reopen, whose answer was lost, or by another whose queue send may have failed) is returned
+	// as it is with no error, so the caller queues its copy again: delivery deduplicates copies
+	// by their claim. Otherwise it returns a *ConflictError with the record as found, wrapping
+	// ErrDelivered, ErrNoCopy or ErrNotFinal, or ErrNotFound.
+	Reopen(ctx context.Context, id string, r Reopen) (message.Record, error)
 }
 
 // DefaultTTL is how long a record is kept after its last change when not configured otherwise.
 const DefaultTTL = 7 * 24 * time.Hour
+
+// reopenReason is why Reopen refuses rec, or nil when rec may be reopened (failed or expired,
+// with a copy) or was reopened and not yet claimed (returned as it is).
+func reopenReason(rec message.Record) error {
+	switch {
+	case rec.Status == message.Delivered:
+		return ErrDelivered
+	case rec.Status == message.Failed || rec.Status == message.Expired:
+		if rec.Copy == nil {
+			return ErrNoCopy
+		}
+		return nil
+	case rec.Status == message.Accepted && !rec.ReopenedAt.IsZero():
+		return nil
+	}
+	return ErrNotFinal
+}
 
 // deadLettered reports whether rec failed because its copy went to the dead-letter queue.
 func deadLettered(rec message.Record) bool {

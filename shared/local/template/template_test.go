@@ -226,7 +226,8 @@ func TestEndpointResources(t *testing.T) {
 	}
 	for _, k := range []string{"POST /v1/endpoints", "GET /v1/endpoints", "GET /v1/endpoints/{id}", "PATCH /v1/endpoints/{id}",
 		"DELETE /v1/endpoints/{id}", "GET /v1/endpoints/{id}/secret", "POST /v1/endpoints/{id}/secret/rotate",
-		"GET /v1/endpoints/{id}/deliveries", "GET /v1/messages/{id}/deliveries"} {
+		"GET /v1/endpoints/{id}/deliveries", "GET /v1/messages/{id}/deliveries", "POST /v1/messages/{id}/retry",
+		"POST /v1/endpoints/{id}/recover", "GET /v1/recoveries/{id}"} {
 		if !keys[k] {
 			t.Errorf("no route %q", k)
 		}
@@ -244,7 +245,7 @@ func TestTableActionsCoverTheCalls(t *testing.T) {
 	ingest := []string{
 		"dynamodb:PutItem",    // a message's record (store.DynamoDB.Create)
 		"dynamodb:GetItem",    // a replay's record, an endpoint (Get, GetEndpoint)
-		"dynamodb:UpdateItem", // a replay of a record still accepted (MarkReplayed)
+		"dynamodb:UpdateItem", // a replay of a record still accepted (MarkReplayed); a retry (Reopen, api only)
 		"dynamodb:DeleteItem", // the undo of a record whose message could not be queued (Delete)
 	}
 	want := map[string][]string{

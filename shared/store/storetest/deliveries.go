@@ -40,6 +40,7 @@ func RunDeliveries(t *testing.T, newStore func(t *testing.T) DeliveryStore) {
 		{"DefaultLimit", testDeliveriesDefaultLimit},
 		{"CanceledContext", testDeliveriesCanceledContext},
 		{"OfAMessage", testDeliveriesOfAMessage},
+		{"CarryCopy", testDeliveriesCarryCopy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

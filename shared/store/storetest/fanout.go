@@ -19,6 +19,7 @@ var fanoutTests = []struct {
 	run  func(t *testing.T, s store.Store)
 }{
 	{"FanoutRoundTrip", testFanoutRoundTrip},
+	{"RecoveryRoundTrip", testRecoveryRoundTrip},
 	{"ClaimMakesDelivery", testClaimMakesDelivery},
 	{"ClaimNewStaleCopy", testClaimNewStaleCopy},
 	{"FinishWithoutTokenMakesDelivery", testFinishWithoutTokenMakesDelivery},
@@ -44,6 +45,17 @@ func testFanoutRoundTrip(t *testing.T, s store.Store) {
 	rec.TargetHost = ""
 	rec.EventType, rec.TenantID = "order.shipped", "acme corp"
 	rec.FanoutCursor, rec.FanoutDeliveries = "eyJhIjoiZXBfMDEifQ", 250
+	want := mustCreate(t, s, rec)
+	equal(t, "Get", mustGet(t, s, rec.ID), want)
+}
+
+func testRecoveryRoundTrip(t *testing.T, s store.Store) {
+	at := now()
+	rec := newRecord(at)
+	rec.ID, rec.TargetHost = message.NewPrefixedID(message.RecoveryIDPrefix, at), ""
+	rec.EndpointID = message.NewPrefixedID(message.EndpointIDPrefix, at)
+	rec.RecoverSince, rec.RecoverUntil = at.Add(-time.Hour), at
+	rec.FanoutCursor, rec.FanoutDeliveries, rec.Matched = "cursor", 40, 42
 	want := mustCreate(t, s, rec)
 	equal(t, "Get", mustGet(t, s, rec.ID), want)
 }
@@ -100,12 +112,12 @@ func testCheckpoint(t *testing.T, s store.Store) {
 	rec.EventType = "order.shipped"
 	mustCreate(t, s, rec)
 	mustClaim(t, s, rec.ID, store.Claim{Now: at, Lease: lease, Token: "t1", Fingerprint: rec.Fingerprint})
-	p := store.Progress{Now: at.Add(time.Second), Token: "t1", Cursor: "c1", Deliveries: 100}
+	p := store.Progress{Now: at.Add(time.Second), Token: "t1", Cursor: "c1", Deliveries: 100, Matched: 120}
 	got, err := s.Checkpoint(context.Background(), rec.ID, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.FanoutCursor != "c1" || got.FanoutDeliveries != 100 || got.Status != message.Delivering || !got.UpdatedAt.Equal(p.Now) || got.TTL != ttlAfter(p.Now) {
+	if got.FanoutCursor != "c1" || got.FanoutDeliveries != 100 || got.Matched != 120 || got.Status != message.Delivering || !got.UpdatedAt.Equal(p.Now) || got.TTL != ttlAfter(p.Now) {
 		t.Fatalf("Checkpoint wrote %+v", got)
 	}
 	// Applied twice (a lost answer, retried): the same record, no error.
@@ -117,8 +129,8 @@ func testCheckpoint(t *testing.T, s store.Store) {
 		t.Errorf("the record the conflict carries has cursor %q", old.FanoutCursor)
 	}
 	done := mustFinish(t, s, rec.ID, store.Outcome{Now: p.Now, Status: message.Delivered, Token: "t1",
-		Fanout: &store.Progress{Cursor: "", Deliveries: 150}})
-	if done.Status != message.Delivered || done.FanoutCursor != "" || done.FanoutDeliveries != 150 {
+		Fanout: &store.Progress{Cursor: "", Deliveries: 150, Matched: 160}})
+	if done.Status != message.Delivered || done.FanoutCursor != "" || done.FanoutDeliveries != 150 || done.Matched != 160 {
 		t.Fatalf("Finish with Fanout wrote %+v", done)
 	}
 	equal(t, "Get", mustGet(t, s, rec.ID), done)

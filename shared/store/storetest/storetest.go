@@ -73,7 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"MarkReplayedMissing", testMarkReplayedMissing},
 		{"MarkReplayedWithoutToken", testMarkReplayedWithoutToken},
 		{"CanceledContext", testCanceledContext},
-	}, fanoutTests...) {
+	}, append(fanoutTests, reopenTests...)...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.run(t, newStore(t))
