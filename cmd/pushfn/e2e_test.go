@@ -224,6 +224,36 @@ func (s *e2eStack) awaitFinal(t *testing.T, ctx context.Context, id string) stat
 	}
 }
 
+// loggedEvent is an operational event as pushfn run's local EventBridge endpoint logs it.
+type loggedEvent struct {
+	Msg        string          `json:"msg"`
+	Source     string          `json:"source"`
+	Bus        string          `json:"event_bus_name"`
+	DetailType string          `json:"detail_type"`
+	Detail     json.RawMessage `json:"detail"`
+}
+
+// awaitEvent waits for pushfn run's log to show an operational event of detailType whose
+// detail's field (message_id, endpoint_id) is id, and returns the first.
+func (s *e2eStack) awaitEvent(t *testing.T, ctx context.Context, detailType, field, id string) loggedEvent {
+	t.Helper()
+	for {
+		for l := range strings.Lines(s.logs.String()) {
+			var ev loggedEvent
+			var d map[string]any
+			if json.Unmarshal([]byte(l), &ev) == nil && ev.Msg == "operational event" && ev.DetailType == detailType &&
+				json.Unmarshal(ev.Detail, &d) == nil && d[field] == id {
+				return ev
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no %s event with %s %s in pushfn run's log:\n%s", detailType, field, id, tail(s.logs.String(), 30))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 func (s *e2eStack) do(t *testing.T, ctx context.Context, method, path string, body any, out any) int {
 	t.Helper()
 	var rd io.Reader
@@ -462,6 +492,34 @@ func TestIntegrationE2E(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("operational event: a message failed by a 404 is published as pushfn.delivery.failed", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		r := newTarget(t, s.key, http.StatusNotFound, 0, 0)
+		var accepted status
+		if code := s.do(t, ctx, http.MethodPost, "/v1/messages", newMessage(r.url(), 3), &accepted); code != http.StatusAccepted {
+			t.Fatalf("POST: %d %+v", code, accepted)
+		}
+		if st := s.awaitFinal(t, ctx, accepted.ID); st.Status != "failed" || st.Attempts != 1 {
+			t.Fatalf("%+v, want failed after 1 attempt", st)
+		}
+		ev := s.awaitEvent(t, ctx, "pushfn.delivery.failed", "message_id", accepted.ID)
+		var d struct {
+			MessageID  string `json:"message_id"`
+			TargetHost string `json:"target_host"`
+			Attempts   int    `json:"attempts"`
+			Reason     string `json:"reason"`
+		}
+		if err := json.Unmarshal(ev.Detail, &d); err != nil || d.TargetHost != "127.0.0.1" && !strings.HasPrefix(d.TargetHost, "127.0.0.1:") ||
+			d.Attempts != 1 || !strings.HasPrefix(d.Reason, "status 404") {
+			t.Errorf("event detail %s (%v), want the message's host, 1 attempt and reason status 404", ev.Detail, err)
+		}
+		if ev.Source != "pushfn" || ev.Bus != "pushfn-local" {
+			t.Errorf("event from %q on bus %q, want pushfn on pushfn-local", ev.Source, ev.Bus)
+		}
+	})
 
 	relays := []struct {
 		name  string

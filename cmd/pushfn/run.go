@@ -22,6 +22,7 @@ import (
 
 	"github.com/pushfn/pushfn/shared/local/apigw"
 	"github.com/pushfn/pushfn/shared/local/esm"
+	"github.com/pushfn/pushfn/shared/local/eventbus"
 	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
@@ -130,12 +131,19 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	bus, err := startEventBus(log)
+	if err != nil {
+		return err
+	}
+	defer bus.close()
 	local := localDefaults()
+	local["EVENT_BUS_NAME"] = localEventBus // the shell or --env-vars may set another, or none
+	environ := append(os.Environ(), "AWS_ENDPOINT_URL_EVENTBRIDGE="+bus.url)
 	pool := func(id string, size int) *lambdarun.Pool {
 		fn := functions[id]
 		return lambdarun.NewPool(lambdarun.Config{
 			Name: id, Path: paths[id], Timeout: fn.Timeout, MemoryMB: fn.MemoryMB, Region: stack.Region,
-			Env: environment(fn, stack, local, opts.overrides, opts.envFile, os.Environ()), Output: stderr,
+			Env: environment(fn, stack, local, opts.overrides, opts.envFile, environ), Output: stderr,
 		}, size)
 	}
 	api := pool("ApiFunction", opts.apiProcesses)
@@ -163,7 +171,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	mapped := make(chan error, 1)
 	go func() { mapped <- m.Run(polling) }()
 
-	banner(stdout, "http://"+ln.Addr().String(), stack, mapping, local)
+	banner(stdout, "http://"+ln.Addr().String(), stack, mapping, local, bus.url)
 	var failure error
 	select {
 	case <-ctx.Done():
@@ -241,13 +249,36 @@ func apiRoutes(path string) ([]apigw.Route, error) {
 	return routes, nil
 }
 
-func banner(w io.Writer, apiURL string, stack localStack, mapping mappingSettings, local map[string]string) {
+// localEventBus is the EVENT_BUS_NAME of a local run's functions.
+const localEventBus = "pushfn-local"
+
+// localBus is a local run's EventBridge: an eventbus.Server on a loopback port.
+type localBus struct {
+	*eventbus.Server
+	url   string
+	close func()
+}
+
+// startEventBus serves a PutEvents endpoint on a loopback port, logging each event to log.
+func startEventBus(log *slog.Logger) (*localBus, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("serve the local EventBridge endpoint: %w", err)
+	}
+	srv := &eventbus.Server{Log: log}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	return &localBus{Server: srv, url: "http://" + ln.Addr().String(), close: func() { _ = hs.Close() }}, nil
+}
+
+func banner(w io.Writer, apiURL string, stack localStack, mapping mappingSettings, local map[string]string, busURL string) {
 	fmt.Fprintf(w, `
 pushfn is running locally
   API        %[1]s  (ApiFunction, as API Gateway HTTP API)
   delivery   DeliverFunction fed from SQS queue %[2]s (batch size %[3]d, window %[4]s, %[5]d at once)
   relay      pushfn invoke RelayFunction -e events/eventbridge.json
   state      DynamoDB table %[6]s
+  events     operational events on EventBridge bus %[9]s, served at %[10]s: each one a log line
   local only ALLOW_PRIVATE_TARGETS=%[7]s ALLOW_HTTP_TARGETS=%[8]s: loopback and plain-http targets are allowed
 
 Try it (in another terminal):
@@ -258,5 +289,5 @@ Try it (in another terminal):
 
 Ctrl-C stops everything pushfn run started.
 `, apiURL, stack.Queue, mapping.BatchSize, mapping.Window, mapping.Concurrency, stack.Table,
-		local["ALLOW_PRIVATE_TARGETS"], local["ALLOW_HTTP_TARGETS"])
+		local["ALLOW_PRIVATE_TARGETS"], local["ALLOW_HTTP_TARGETS"], local["EVENT_BUS_NAME"], busURL)
 }

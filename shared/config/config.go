@@ -46,6 +46,9 @@ type Config struct {
 	// EndpointDisableAfter is how long every attempt to an endpoint must have failed before the
 	// deliver function disables it (ENDPOINT_DISABLE_AFTER); 0 never disables one.
 	EndpointDisableAfter time.Duration
+	// EventBusName is the EventBridge bus operational events go to (EVENT_BUS_NAME); empty: no
+	// events are published.
+	EventBusName string
 }
 
 // Secret is a setting that must never be shown: every textual form hides it. Reveal returns it.
@@ -154,6 +157,7 @@ var settings = []setting{
 	{name: "MAX_RECEIVE_COUNT", required: false, parse: intIn(1, 1000, func(c *Config) *int { return &c.MaxReceiveCount })},
 	{name: EnvEndpointSecretsKey, required: false, parse: parseEndpointKey, secret: true},
 	{name: "ENDPOINT_DISABLE_AFTER", required: false, parse: durationIn(0, 10*365*24*time.Hour, func(c *Config) *time.Duration { return &c.EndpointDisableAfter })},
+	{name: "EVENT_BUS_NAME", required: false, parse: parseEventBus},
 }
 
 // Load reads the settings through getenv (os.Getenv in main, a map in tests). It reports every
@@ -272,6 +276,21 @@ func parseEndpointKey(c *Config, v string) error {
 		return fmt.Errorf("is %d characters; at least %d are needed (generate one with: openssl rand -base64 48)", n, MinEndpointSecretsKeyChars)
 	}
 	c.EndpointSecretsKey = Secret(v)
+	return nil
+}
+
+// parseEventBus reads the name of an EventBridge bus: 1 to 256 letters, digits and . - _ /
+// (EventBridge's own rule for names).
+func parseEventBus(c *Config, v string) error {
+	if len(v) > 256 {
+		return errors.New("is longer than 256 characters")
+	}
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-/", r)) {
+			return fmt.Errorf("has %q: a bus name has only letters, digits and . - _ /", r)
+		}
+	}
+	c.EventBusName = v
 	return nil
 }
 

@@ -27,7 +27,8 @@ func TestLoadDefaults(t *testing.T) {
 	if c.MaxConcurrency != 512 || c.MaxPerHost != 128 || c.RequestTimeout != 10*time.Second ||
 		c.MaxAttempts != 10 || c.RetryBaseDelay != 10*time.Second || c.RetryMaxDelay != time.Hour ||
 		c.RecordTTL != 168*time.Hour || c.MaxPayloadBytes != 262144 || c.LogLevel != slog.LevelInfo ||
-		c.AllowHTTPTargets || c.AllowPrivateTargets || c.SigningSecrets != nil || c.EndpointDisableAfter != 120*time.Hour {
+		c.AllowHTTPTargets || c.AllowPrivateTargets || c.SigningSecrets != nil || c.EndpointDisableAfter != 120*time.Hour ||
+		c.EventBusName != "" {
 		t.Fatalf("defaults: got %+v", c)
 	}
 	if c.QueueURL != want.QueueURL || c.TableName != want.TableName {
@@ -45,9 +46,13 @@ func TestLoadParses(t *testing.T) {
 	m["SIGNING_SECRETS"] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_c2Vjb25k"
 	m["ALLOW_PRIVATE_TARGETS"] = "true"
 	m["LOG_LEVEL"] = "debug"
+	m["EVENT_BUS_NAME"] = "ops/pushfn-events_1.a"
 	c, err := Load(env(m))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.EventBusName != "ops/pushfn-events_1.a" {
+		t.Errorf("EventBusName %q, want ops/pushfn-events_1.a", c.EventBusName)
 	}
 	if c.MaxConcurrency != 1000 || c.RequestTimeout != 2500*time.Millisecond || c.RetryBaseDelay != time.Second ||
 		c.RetryMaxDelay != time.Minute || len(c.SigningSecrets) != 2 || string(c.SigningSecrets[1]) != "second" ||
@@ -102,6 +107,9 @@ func TestLoadRefuses(t *testing.T) {
 		{"endpoint key too short", "ENDPOINT_SECRETS_KEY", strings.Repeat("k", 31)},
 		{"negative disable after", "ENDPOINT_DISABLE_AFTER", "-1h"},
 		{"disable after not a duration", "ENDPOINT_DISABLE_AFTER", "5 days"},
+		{"event bus with a space", "EVENT_BUS_NAME", "my bus"},
+		{"event bus as an ARN", "EVENT_BUS_NAME", "arn:aws:events:us-east-1:123456789012:event-bus/ops"},
+		{"event bus too long", "EVENT_BUS_NAME", strings.Repeat("b", 257)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,11 +179,11 @@ func TestLoadNeverEchoesSecrets(t *testing.T) {
 
 func TestNamesCoversEveryVariable(t *testing.T) {
 	t.Parallel()
-	// The 15 settings an operator sets, the 2 the template derives, the level Lambda sets
+	// The 16 settings an operator sets, the 2 the template derives, the level Lambda sets
 	// from the function's logging configuration, and the endpoint secrets key the template
 	// generates.
-	if got := len(Names()); got != 19 {
-		t.Fatalf("Names() has %d variables, want 19", got)
+	if got := len(Names()); got != 20 {
+		t.Fatalf("Names() has %d variables, want 20", got)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/opevent"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/ratelimit"
 	"github.com/pushfn/pushfn/shared/store"
@@ -22,7 +23,8 @@ import (
 // slot), the endpoints: those of messages sent to one, read through a cache and their secrets
 // decrypted with the keyring of ENDPOINT_SECRETS_KEY, and the listing of a tenant's endpoints
 // that fan-outs expand through; the limiter of their rate limits, its slot counters in the
-// table; and the keeping of their health, with no publisher of operational events.
+// table; the keeping of their health; and, when EVENT_BUS_NAME names a bus, the publisher of
+// their operational events (a delivery failed, an endpoint disabled).
 func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slog.Logger) (*Handler, error) {
 	keyring, err := endpoint.NewKeyring(cfg.EndpointSecretsKey.Reveal())
 	if err != nil {
@@ -33,7 +35,7 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slo
 	endpoints := store.NewDynamoDBEndpoints(db, cfg.TableName)
 	records := store.NewDynamoDB(db, cfg.TableName, cfg.RecordTTL)
 	rules := message.Rules{MaxPayloadBytes: cfg.MaxPayloadBytes, AllowHTTPTargets: cfg.AllowHTTPTargets, AllowPrivateTargets: cfg.AllowPrivateTargets}
-	return &Handler{
+	h := &Handler{
 		Store:       records,
 		Listing:     records,
 		Endpoints:   NewEndpointCache(endpoints, keyring, rules),
@@ -42,5 +44,9 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, sender Sender, logger *slo
 		Queue:       q, QueueURL: cfg.QueueURL, Producer: queue.NewProducer(q, cfg.QueueURL), Config: cfg, Log: logger,
 		Limiter: ratelimit.New(store.NewDynamoDBSlots(db, cfg.TableName)),
 		Health:  &Health{Store: endpoints},
-	}, nil
+	}
+	if events := opevent.FromConfig(cfg, awsCfg, logger); events.Enabled() {
+		h.Events, h.Health.Events = events, healthEvents{events}
+	}
+	return h, nil
 }

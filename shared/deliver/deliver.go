@@ -110,6 +110,10 @@ type Handler struct {
 	Config config.Config
 	Log    *slog.Logger // nil: no logs
 
+	// Events takes the operational events of the handler's invocations (a record that ended
+	// failed) and sends them at the end of each; nil publishes none.
+	Events Events
+
 	// StoreBudget is the time allowed for the claim of one record, on top of the request
 	// timeout; 0 means DefaultStoreBudget. The result write has a budget of its own: it is
 	// tried until the invocation's deadline less the margin.
@@ -226,6 +230,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}
 	}
 	vis.close()
+	h.flushEvents(ctx)
 
 	var resp events.SQSEventResponse
 	for i := range jobs {
@@ -443,12 +448,14 @@ func (h *Handler) malformed(ctx context.Context, j *job, now time.Time) {
 		log.WarnContext(ctx, "malformed record, not recorded", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error())
 		return
 	}
-	_, err := h.Store.Finish(ctx, id, store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
-		Attempt: &message.Attempt{At: now, Error: "malformed message: " + j.bad.Error()}})
+	o := store.Outcome{Now: now, Status: message.Failed, Fingerprint: j.env.Fingerprint,
+		Attempt: &message.Attempt{At: now, Error: "malformed message: " + j.bad.Error()}}
+	rec, err := h.Store.Finish(ctx, id, o)
 	if err != nil {
 		log.WarnContext(ctx, "malformed record, not recorded", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error(), "error", err.Error())
 		return
 	}
+	h.ended(j, rec, o, 0)
 	log.WarnContext(ctx, "malformed record, recorded failed", "sqs_message_id", j.msg.MessageId, "message_id", id, "reason", j.bad.Error())
 }
 
@@ -464,10 +471,11 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 		defer cancel()
 	}
 	keep(j, &o)
+	var rec message.Record
 	var err error
 	pause := backoff.Policy{Base: resultRetryBase, Max: resultRetryMax, Jitter: h.Jitter}
 	for try := 1; ; try++ {
-		_, err = h.Store.Finish(ctx, j.env.ID, o)
+		rec, err = h.Store.Finish(ctx, j.env.ID, o)
 		if err == nil || conflict(err) || pause.Wait(ctx, try) != nil {
 			break
 		}
@@ -488,6 +496,7 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 		log.ErrorContext(ctx, "recording the result failed", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status, "error", err.Error())
 		return
 	}
+	h.ended(j, rec, o, attempts)
 	switch {
 	case j.deadLetter:
 		j.verdict, j.delay = handBack, 0
@@ -560,7 +569,10 @@ func (h *Handler) dependencyFailed(j *job) {
 // or gone is left as it is; one leased by a live worker is handed back until that lease ends.
 func (h *Handler) finishUnclaimed(ctx context.Context, j *job, o store.Outcome) {
 	keep(j, &o)
-	_, err := h.Store.Finish(ctx, j.env.ID, o)
+	rec, err := h.Store.Finish(ctx, j.env.ID, o)
+	if err == nil {
+		h.ended(j, rec, o, 0)
+	}
 	var ce *store.ConflictError
 	switch {
 	case err == nil || errors.Is(err, store.ErrFinal) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrStale):
@@ -607,7 +619,10 @@ func (h *Handler) deadLetterUnstarted(ctx context.Context, j *job, msg *events.S
 		Attempt: &message.Attempt{At: now, Error: message.ReasonDeadLettered + ": not started before the invocation's deadline"},
 		New:     h.newRecord(j)}
 	keep(j, &o)
-	_, err := h.Store.Finish(ctx, j.env.ID, o)
+	rec, err := h.Store.Finish(ctx, j.env.ID, o)
+	if err == nil {
+		h.ended(j, rec, o, 0)
+	}
 	if err != nil && !conflict(err) {
 		h.log().ErrorContext(ctx, "copy goes to the dead-letter queue, its record could not say so", "message_id", j.env.ID, "error", err.Error())
 		return

@@ -30,6 +30,7 @@ const (
 	RuleBatchStarts     Rule = "batch-starts"      // one invocation can start every record of a full batch
 	RuleFunctionsMapped Rule = "functions-present" // the template has functions and a mapping at all
 	RuleAPIPermission   Rule = "api-permission"    // API Gateway may invoke the function on every route
+	RuleEventsGranted   Rule = "events-granted"    // a function with EVENT_BUS_NAME may put events on that bus, and only then
 )
 
 // requiredBy lists, per function, the variables it loads as required beyond every function's
@@ -100,6 +101,11 @@ func (t *Template) Check(makefile string) []Problem {
 		}
 	}
 	queues := t.cf.GetAllSQSQueueResources()
+	for id, fn := range t.cf.GetAllServerlessFunctionResources() {
+		for _, detail := range eventsProblems(configs[id].EventBusName, fn.Policies) {
+			add(RuleEventsGranted, id, "%s", detail)
+		}
+	}
 	for _, m := range t.Mappings {
 		if !m.ReportBatchItemFailures {
 			add(RuleBatchFailures, m.LogicalID, "FunctionResponseTypes lacks ReportBatchItemFailures")
@@ -292,6 +298,9 @@ func statementProblems(doc any) []string {
 	}
 	var out []string
 	for i, st := range statements {
+		if st == nil {
+			continue // an !If that chose AWS::NoValue: no statement
+		}
 		m, _ := st.(map[string]any)
 		if _, ok := m["NotAction"]; ok {
 			out = append(out, fmt.Sprintf("statement %d uses NotAction", i))
@@ -310,6 +319,69 @@ func statementProblems(doc any) []string {
 			if s, _ := a.(string); strings.Contains(s, "*") || s == "" {
 				out = append(out, fmt.Sprintf("statement %d grants action %q: name exact actions", i, s))
 			}
+		}
+	}
+	return out
+}
+
+// eventsProblems lists how a function's policies disagree with its EVENT_BUS_NAME (bus): with a
+// bus, events:PutEvents must be granted on that bus and no other resource; without one, not at
+// all.
+func eventsProblems(bus string, p *serverless.Function_Policies) []string {
+	var resources []string
+	if p != nil {
+		doc, _ := json.Marshal(p)
+		var v any
+		_ = json.Unmarshal(doc, &v)
+		resources = putEventsResources(v)
+	}
+	switch {
+	case bus == "" && len(resources) > 0:
+		return []string{fmt.Sprintf("granted events:PutEvents on %v with no EVENT_BUS_NAME", resources)}
+	case bus != "" && len(resources) == 0:
+		return []string{fmt.Sprintf("EVENT_BUS_NAME is %q but events:PutEvents is not granted", bus)}
+	}
+	var out []string
+	for _, r := range resources {
+		if !strings.HasSuffix(r, ":event-bus/"+bus) {
+			out = append(out, fmt.Sprintf("events:PutEvents granted on %q, not only on the bus %q", r, bus))
+		}
+	}
+	return out
+}
+
+// putEventsResources returns the resources of every statement within v that grants
+// events:PutEvents.
+func putEventsResources(v any) []string {
+	var out []string
+	switch x := v.(type) {
+	case map[string]any:
+		var actions []any
+		switch a := x["Action"].(type) {
+		case string:
+			actions = []any{a}
+		case []any:
+			actions = a
+		}
+		if slices.Contains(actions, any("events:PutEvents")) {
+			switch r := x["Resource"].(type) {
+			case string:
+				out = append(out, r)
+			case []any:
+				for _, e := range r {
+					s, _ := e.(string)
+					out = append(out, s)
+				}
+			default:
+				out = append(out, fmt.Sprint(r))
+			}
+		}
+		for _, e := range x {
+			out = append(out, putEventsResources(e)...)
+		}
+	case []any:
+		for _, e := range x {
+			out = append(out, putEventsResources(e)...)
 		}
 	}
 	return out

@@ -105,6 +105,9 @@ var processMu sync.Mutex
 func Parse(data []byte) (*Template, error) {
 	processMu.Lock()
 	processed, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{
+		// Conditions evaluated with the parameters' defaults, so an !If resolves as it would
+		// deploy with them (the events:PutEvents statement only with an EventBusName).
+		EvaluateConditions: true,
 		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
 			"Ref":        ref,
 			"Fn::GetAtt": getAtt,

@@ -91,8 +91,14 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		want     Rule
 	}{
 		{name: "build target missing", makefile: replace("build-RelayFunction:", "build-Relay:"), want: RuleBuildTarget},
-		{name: "unknown variable", template: replace("          LOG_LEVEL: !Ref LogLevel\n      Policies:\n        - Statement:\n            - Effect: Allow\n              Action: [dynamodb:GetItem",
-			"          LOG_LEVEL: !Ref LogLevel\n          QUEUE_ENDPOINT: x\n      Policies:\n        - Statement:\n            - Effect: Allow\n              Action: [dynamodb:GetItem"), want: RuleEnvKnown},
+		{name: "unknown variable", template: replace("          EVENT_BUS_NAME: !Ref EventBusName\n      Policies:\n        - Statement:\n            - Effect: Allow\n              Action: [dynamodb:GetItem",
+			"          EVENT_BUS_NAME: !Ref EventBusName\n          QUEUE_ENDPOINT: x\n      Policies:\n        - Statement:\n            - Effect: Allow\n              Action: [dynamodb:GetItem"), want: RuleEnvKnown},
+		{name: "bad event bus name", template: replace("    Default: \"\"\n    AllowedPattern", "    Default: \"my bus\"\n    AllowedPattern"), want: RuleEnvValid},
+		{name: "events granted without a bus", template: replace("              - PublishEvents\n", "              - UseIamAuth\n"), want: RuleEventsGranted},
+		{name: "events granted on every bus", template: chain(replace("    Default: \"\"\n    AllowedPattern", "    Default: \"ops\"\n    AllowedPattern"),
+			replace(":event-bus/${EventBusName}\"", ":event-bus/*\"")), want: RuleEventsGranted},
+		{name: "bus without events granted", template: chain(replace("    Default: \"\"\n    AllowedPattern", "    Default: \"ops\"\n    AllowedPattern"),
+			replace("              Action: [events:PutEvents]\n", "              Action: [sqs:SendMessage]\n")), want: RuleEventsGranted},
 		{name: "reserved variable", template: replace("          LOG_LEVEL: !Ref LogLevel\n", "          LOG_LEVEL: !Ref LogLevel\n          AWS_REGION: x\n"), want: RuleEnvKnown},
 		{name: "bad default", template: replace(`Default: "10s"`, `Default: "ten seconds"`), want: RuleEnvValid},
 		{name: "no batch item failures", template: replace("FunctionResponseTypes: [ReportBatchItemFailures]", "FunctionResponseTypes: []"), want: RuleBatchFailures},
@@ -144,6 +150,16 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 
 func replace(old, new string) func(string) string {
 	return func(s string) string { return strings.Replace(s, old, new, 1) }
+}
+
+// chain applies edits in order.
+func chain(edits ...func(string) string) func(string) string {
+	return func(s string) string {
+		for _, e := range edits {
+			s = e(s)
+		}
+		return s
+	}
 }
 
 // The template deploys what the endpoint routes need: the table's two indexes with the keys the
@@ -253,5 +269,54 @@ func TestTableActionsCoverTheCalls(t *testing.T) {
 		if !slices.Equal(granted, actions) {
 			t.Errorf("%s is granted %v, its code calls %v", name, granted, actions)
 		}
+	}
+}
+
+// EventBusName reaches the functions that publish operational events (api and deliver) as
+// EVENT_BUS_NAME, and grants them events:PutEvents on that bus only when it is set; the
+// template checks clean either way.
+func TestEventBusWiring(t *testing.T) {
+	t.Parallel()
+	template, makefile := readRepoFiles(t)
+	tests := []struct {
+		name, bus string
+	}{
+		{name: "default: no events", bus: ""},
+		{name: "a bus", bus: "ops-events"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			text := strings.Replace(template, "    Default: \"\"\n    AllowedPattern", "    Default: \""+tt.bus+"\"\n    AllowedPattern", 1)
+			if text == template && tt.bus != "" {
+				t.Fatal("the EventBusName parameter's default is gone from template.yaml")
+			}
+			tm, err := Parse([]byte(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range tm.Check(makefile) {
+				t.Errorf("%v", p)
+			}
+			for _, name := range []string{"ApiFunction", "DeliverFunction", "RelayFunction"} {
+				fn, _ := tm.Function(name)
+				bus, declared := fn.Env["EVENT_BUS_NAME"]
+				publishes := name != "RelayFunction"
+				if declared != publishes || bus != tt.bus && publishes {
+					t.Errorf("%s: EVENT_BUS_NAME %q (declared %v), want declared %v as %q", name, bus, declared, publishes, tt.bus)
+				}
+				doc, _ := json.Marshal(tm.cf.GetAllServerlessFunctionResources()[name].Policies)
+				var v any
+				_ = json.Unmarshal(doc, &v)
+				got := putEventsResources(v)
+				var want []string
+				if publishes && tt.bus != "" {
+					want = []string{"arn::events:us-east-1:123456789012:event-bus/" + tt.bus}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: events:PutEvents granted on %v, want %v", name, got, want)
+				}
+			}
+		})
 	}
 }
