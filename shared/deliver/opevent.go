@@ -27,7 +27,8 @@ const flushBudget = 5 * time.Second
 // the write left it, attempts its attempts when the caller knows them better (a claim's count),
 // else 0.
 func (h *Handler) ended(j *job, rec message.Record, o store.Outcome, attempts int) {
-	if h.Events == nil || o.Status != message.Failed {
+	if h.Events == nil || o.Status != message.Failed || message.ValidRecoveryID(j.env.ID) {
+		// A recovery's record is no delivery: its end is a RecoveryFinished event.
 		return
 	}
 	d := opevent.DeliveryFailure{

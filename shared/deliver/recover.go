@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/opevent"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/store"
 )
@@ -156,6 +157,11 @@ func (h *Handler) recoverWindow(inv, writes context.Context, j *job, token strin
 			h.finish(writes, j, rec.Attempts, store.Outcome{Now: end, Status: message.Delivered, Token: token,
 				Attempt: &message.Attempt{At: now, DurationMS: end.Sub(now).Milliseconds()}, Fanout: &p}, 0)
 			log.InfoContext(writes, "recovery finished", "recovery_id", id, "endpoint_id", j.env.EndpointID, "matched", p.Matched, "requeued", p.Deliveries)
+			if j.verdict == ack && h.Events != nil {
+				// Its end recorded (a finish that failed hands the copy back, to end it again).
+				h.Events.Publish(opevent.Event{DetailType: opevent.RecoveryFinished, Time: end, Detail: opevent.RecoveryEnd{
+					RecoveryID: id, EndpointID: j.env.EndpointID, Matched: p.Matched, Requeued: p.Deliveries}})
+			}
 			return
 		}
 		p.Now = h.now()

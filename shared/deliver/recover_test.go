@@ -13,6 +13,7 @@ import (
 
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/opevent"
 	"github.com/pushfn/pushfn/shared/store"
 )
 
@@ -79,6 +80,8 @@ func TestRecoveryRequeuesTheWindowsFailedDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.clock.add(time.Second)
+	events := &fakeEvents{}
+	b.h.Events = events
 	rec, id := b.recovery(t, ep.ID, start.Add(-time.Millisecond), b.clock.Now())
 	if f := failures(b.handle(t, rec)); len(f) != 0 {
 		t.Fatalf("the recovery was handed back: %v", f)
@@ -86,6 +89,10 @@ func TestRecoveryRequeuesTheWindowsFailedDeliveries(t *testing.T) {
 	got := b.record(t, id)
 	if got.Status != message.Delivered || got.Matched != 250 || got.FanoutDeliveries != 250 {
 		t.Fatalf("recovery record %+v, want finished with 250 matched and requeued", got)
+	}
+	want := opevent.RecoveryEnd{RecoveryID: id, EndpointID: ep.ID, Matched: 250, Requeued: 250}
+	if len(events.events) != 1 || events.events[0].DetailType != opevent.RecoveryFinished || events.events[0].Detail != want {
+		t.Fatalf("events %+v, want one %s with %+v", events.events, opevent.RecoveryFinished, want)
 	}
 	copies := b.prod.take()
 	if len(copies) != 250 {

@@ -253,3 +253,12 @@ type DeliveryFailure struct {
 	// Reason is the last attempt's error, or "status N" for a target's answer N.
 	Reason string `json:"reason"`
 }
+
+// RecoveryEnd is the detail of a RecoveryFinished event: a recovery of an endpoint's window that
+// went through every delivery of it.
+type RecoveryEnd struct {
+	RecoveryID string `json:"recovery_id"`
+	EndpointID string `json:"endpoint_id"`
+	Matched    int    `json:"matched"`  // failed deliveries found in the window
+	Requeued   int    `json:"requeued"` // of those, queued again
+}
