@@ -9,6 +9,7 @@ import (
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/ingest"
+	"github.com/pushfn/pushfn/shared/opevent"
 )
 
 // FromConfig builds the api function's Handler from its configuration (loaded with
@@ -20,8 +21,12 @@ func FromConfig(cfg config.Config, awsCfg aws.Config, logger *slog.Logger) (*Han
 		return nil, fmt.Errorf("%s: %w", config.EnvEndpointSecretsKey, err)
 	}
 	w := ingest.FromConfig(cfg, awsCfg, logger)
-	return &Handler{
+	h := &Handler{
 		Enqueuer: w.Enqueuer, Records: w.Records, Rules: w.Rules, Logger: logger, Keyring: keyring,
 		Endpoints: w.Endpoints, Deliveries: w.Records, Reopener: w.Records,
-	}, nil
+	}
+	if events := opevent.FromConfig(cfg, awsCfg, logger); events.Enabled() {
+		h.Events = events
+	}
+	return h, nil
 }

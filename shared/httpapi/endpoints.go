@@ -15,6 +15,7 @@ import (
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/ingest"
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/opevent"
 	"github.com/pushfn/pushfn/shared/store"
 )
 
@@ -283,16 +284,29 @@ func (h *Handler) patchEndpoint(ctx context.Context, req events.APIGatewayV2HTTP
 	} else if err != nil {
 		return h.internal(ctx, "parse endpoint update", id, err)
 	}
+	var enabled *opevent.EndpointEnable // set by the round whose write applied
 	rec, failed := h.update(ctx, id, func(rec *endpoint.Record, now time.Time) *events.APIGatewayV2HTTPResponse {
+		enabled = nil
+		if rec.Disabled {
+			enabled = &opevent.EndpointEnable{EndpointID: rec.ID, TenantID: rec.TenantID, DisabledReason: rec.DisabledReason, EnabledAt: now.UTC()}
+		}
 		rec.Endpoint = p.Apply(rec.Endpoint, now)
 		if ps := endpoint.Validate(rec.Endpoint, h.Rules); len(ps) > 0 {
 			r := invalidEndpoint(&message.InvalidError{Problems: ps}, "endpoint as updated")
 			return &r
 		}
+		if rec.Disabled {
+			enabled = nil
+		}
 		return nil
 	})
 	if failed != nil {
 		return *failed
+	}
+	if enabled != nil && h.Events != nil {
+		// Put on the bus before the answer: the function may be frozen once it has answered.
+		h.Events.Publish(opevent.Event{DetailType: opevent.EndpointEnabled, Detail: *enabled, Time: enabled.EnabledAt})
+		h.Events.Flush(ctx)
 	}
 	return reply(http.StatusOK, rec.Normalized(), nil)
 }

@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"context"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pushfn/pushfn/shared/endpoint"
+	"github.com/pushfn/pushfn/shared/opevent"
 )
 
 // TestEndpointDisabledForFailingShownAndReenabled: an endpoint the deliver function disabled
@@ -68,5 +71,42 @@ func TestEndpointPatchMeetsHealthWrite(t *testing.T) {
 	got := decode[endpoint.Endpoint](t, p)
 	if p.status != 200 || got.Description != "orders" || got.FailingSince == nil || !got.FailingSince.Equal(since) || b.eps.updates.Load() != 2 {
 		t.Fatalf("PATCH meeting a health write = %d %s after %d writes; want the description and failing_since, 2 writes", p.status, p.body, b.eps.updates.Load())
+	}
+}
+
+// recordedEvents keeps what the routes publish and how often they flush.
+type recordedEvents struct {
+	mu      sync.Mutex
+	events  []opevent.Event
+	flushes int
+}
+
+func (r *recordedEvents) Publish(e opevent.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+func (r *recordedEvents) Flush(context.Context) { r.mu.Lock(); r.flushes++; r.mu.Unlock() }
+
+// Enabling a disabled endpoint again publishes one pushfn.endpoint.enabled, flushed before the
+// answer; disabling it, or changing an enabled one, publishes nothing.
+func TestEndpointEnabledEvent(t *testing.T) {
+	t.Parallel()
+	b := epSetup(t)
+	ev := &recordedEvents{}
+	b.h.Events = ev
+	ep := b.create(t, `{"url": "https://hooks.example.com/orders", "tenant_id": "acme"}`)
+	for _, body := range []string{`{"disabled": true}`, `{"description": "still off"}`, `{"disabled": false}`, `{"description": "on"}`} {
+		if r := b.do(t, "PATCH", PathEndpoints+"/"+ep.ID, body); r.status != http.StatusOK {
+			t.Fatalf("PATCH %s: %d %s", body, r.status, r.body)
+		}
+	}
+	if len(ev.events) != 1 || ev.flushes != 1 {
+		t.Fatalf("%d events, %d flushes; want 1 and 1: %+v", len(ev.events), ev.flushes, ev.events)
+	}
+	e := ev.events[0]
+	d, ok := e.Detail.(opevent.EndpointEnable)
+	if e.DetailType != opevent.EndpointEnabled || !ok || d.EndpointID != ep.ID || d.TenantID != "acme" || d.DisabledReason != "manual" || d.EnabledAt.IsZero() {
+		t.Fatalf("event %+v", e)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/ingest"
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/opevent"
 	"github.com/pushfn/pushfn/shared/store"
 )
 
@@ -61,12 +62,23 @@ type Handler struct {
 	// /v1/messages/{id}/deliveries and the deliveries summary of a fan-out's GET; without it those
 	// routes answer 404 and a fan-out's GET has no summary.
 	Deliveries store.Deliveries
+	// Events takes the operational events of the routes (an endpoint enabled again); nil: none.
+	Events Events
 	// Reopener serves POST /v1/messages/{id}/retry, which queues the reopened copy through the
 	// Enqueuer's producer; without it that route answers 404.
 	Reopener Reopener
 	Logger   *slog.Logger     // nil means slog.Default()
 	Now      func() time.Time // nil means time.Now
 }
+
+// Events is where the routes put operational events, flushed before the answer;
+// *opevent.Batcher has it.
+type Events interface {
+	opevent.Publisher
+	Flush(ctx context.Context)
+}
+
+var _ Events = (*opevent.Batcher)(nil)
 
 // Handle answers one request. It never returns an error: API Gateway would turn one into a bare
 // 502, so every failure is an answer with the error envelope.

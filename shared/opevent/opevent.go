@@ -262,3 +262,12 @@ type RecoveryEnd struct {
 	Matched    int    `json:"matched"`  // failed deliveries found in the window
 	Requeued   int    `json:"requeued"` // of those, queued again
 }
+
+// EndpointEnable is the detail of an EndpointEnabled event: an endpoint disabled (by hand, or
+// for failing) enabled again through the API.
+type EndpointEnable struct {
+	EndpointID     string    `json:"endpoint_id"`
+	TenantID       string    `json:"tenant_id,omitempty"`
+	DisabledReason string    `json:"disabled_reason"` // why it had been disabled: manual or failing
+	EnabledAt      time.Time `json:"enabled_at"`
+}
