@@ -327,16 +327,21 @@ func (d *DynamoDB) Checkpoint(ctx context.Context, id string, p Progress) (messa
 		":ttl":        num(ttlAt(p.Now, d.ttl).Unix()),
 	}
 	set := "SET #fanout_cursor = :cursor, #fanout_deliveries = :deliveries, #matched = :matched, #updated_at = :updated_at, #ttl = :ttl"
+	cond := "#status = :delivering AND #lease_token = :token"
 	if p.Release {
-		// A claim takes over a lease that ended before its own time.
-		set += ", #lease_until = :released"
-		names["#lease_until"] = attrLeaseUntil
-		values[":released"] = num(p.Now.UnixMilli() - 1)
+		// A claim takes over a lease that ended before its own time. The claim that took this
+		// lease counted an attempt; a pause is no failed one, so it is given back. The write
+		// applies only to a lease still held, so a retry of it (its answer lost) does not give
+		// it back twice: it fails its condition and reads as done.
+		set += ", #lease_until = :released, #attempts = #attempts - :one"
+		cond += " AND #lease_until >= :now"
+		names["#lease_until"], names["#attempts"] = attrLeaseUntil, attrAttempts
+		values[":released"], values[":now"], values[":one"] = num(p.Now.UnixMilli()-1), num(p.Now.UnixMilli()), num(1)
 	}
 	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(d.table),
 		Key:                                 key(id),
-		ConditionExpression:                 aws.String("#status = :delivering AND #lease_token = :token"),
+		ConditionExpression:                 aws.String(cond),
 		UpdateExpression:                    aws.String(set),
 		ExpressionAttributeNames:            names,
 		ExpressionAttributeValues:           values,

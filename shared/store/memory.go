@@ -209,7 +209,7 @@ func (m *Memory) Checkpoint(ctx context.Context, id string, p Progress) (message
 	switch {
 	case !ok:
 		return message.Record{}, fmt.Errorf("checkpoint %s: %w", id, ErrNotFound)
-	case rec.Status != message.Delivering || rec.LeaseToken != p.Token:
+	case rec.Status != message.Delivering || rec.LeaseToken != p.Token || (p.Release && rec.LeaseUntil.Before(p.Now)):
 		if checkpointed(rec, p) {
 			return clone(rec), nil
 		}
@@ -219,6 +219,7 @@ func (m *Memory) Checkpoint(ctx context.Context, id string, p Progress) (message
 	rec.UpdatedAt = p.Now
 	if p.Release {
 		rec.LeaseUntil = p.Now.Add(-time.Millisecond)
+		rec.Attempts--
 	}
 	m.put(s, rec)
 	return clone(s.records[id]), nil

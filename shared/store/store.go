@@ -92,6 +92,9 @@ type Progress struct {
 	Matched int
 	// Release ends the lease with the write, so that the next copy of the message to be
 	// received takes the expansion over at once: the invocation stops short of its deadline.
+	// It gives back the attempt the lease's claim counted (a pause is no failed attempt), so
+	// that only claims that ended without one (a worker that died) count toward MAX_ATTEMPTS.
+	// It applies only while the lease is still live.
 	Release bool
 }
 
