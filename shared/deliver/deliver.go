@@ -26,6 +26,7 @@ import (
 	"github.com/pushfn/pushfn/shared/backoff"
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/metrics"
 	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/queue"
 	"github.com/pushfn/pushfn/shared/ratelimit"
@@ -113,6 +114,8 @@ type Handler struct {
 	// Events takes the operational events of the handler's invocations (a record that ended
 	// failed) and sends them at the end of each; nil publishes none.
 	Events Events
+	// Metrics takes each invocation's metrics, written once at its end; nil writes none.
+	Metrics *metrics.Writer
 
 	// StoreBudget is the time allowed for the claim of one record, on top of the request
 	// timeout; 0 means DefaultStoreBudget. The result write has a budget of its own: it is
@@ -152,6 +155,14 @@ type job struct {
 	slot       ratelimit.Slot // the rate-limit slot the send goes in; Rate 0 when none
 	verdict    verdict
 	delay      time.Duration
+	// What the invocation's metrics count: the status a result write recorded, the duration of
+	// the attempt when one was sent, a lease another worker held or took over, a record not
+	// started before the deadline.
+	outcome       message.Status
+	sent          bool
+	took          time.Duration
+	leaseConflict bool
+	notStarted    bool
 }
 
 // copyKey identifies the message a copy carries: its id and its record's fingerprint.
@@ -219,7 +230,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		switch {
 		case errors.Is(err, runner.ErrNotStarted):
 			// No attempt was made: visible again at once, for another invocation to start.
-			j.verdict, j.delay = handBack, 0
+			j.verdict, j.delay, j.notStarted = handBack, 0, true
 			vis.set(i, &ev.Records[i], 0)
 			if h.lastReceive(&ev.Records[i]) {
 				h.deadLetterUnstarted(ctx, j, &ev.Records[i])
@@ -231,6 +242,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 	vis.close()
 	h.flushEvents(ctx)
+	h.writeMetrics(ctx, jobs)
 
 	var resp events.SQSEventResponse
 	for i := range jobs {
@@ -368,6 +380,7 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 		req.URL, req.Headers, req.Keys = ep.URL, ep.Headers, ep.Keys(now)
 	}
 	res := h.Sender.Send(context.WithoutCancel(ctx), req)
+	j.sent, j.took = true, res.Duration
 
 	attempt := &message.Attempt{At: now, StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds()}
 	if res.Err != nil {
@@ -424,6 +437,7 @@ func (h *Handler) refused(ctx context.Context, j *job, err error, now time.Time)
 		log.WarnContext(ctx, "copy of an earlier message under the same key, not sent", "message_id", id, "target_host", j.host)
 	case errors.Is(err, store.ErrLeased) && errors.As(err, &ce):
 		h.handBackFor(j, ce.Record, now)
+		j.leaseConflict = true
 		log.InfoContext(ctx, "leased by another worker, not sent", "message_id", id, "target_host", j.host, "visible_in_ms", j.delay.Milliseconds())
 	case errors.Is(err, store.ErrNotFound):
 		// The api removed the record because it could not queue the message and answered 503:
@@ -487,6 +501,7 @@ func (h *Handler) finish(ctx context.Context, j *job, attempts int, o store.Outc
 		// The lease ran out and another worker took the record over, or moved it on. This
 		// copy is acknowledged only if the record no longer waits for delivery.
 		h.handBackFor(j, ce.Record, h.now())
+		j.leaseConflict = true
 		log.WarnContext(ctx, "lease lost before the result was recorded", "message_id", j.env.ID, "target_host", j.host, "attempt", attempts, "status", o.Status, "record_status", ce.Record.Status)
 		return
 	case err != nil:
@@ -579,6 +594,7 @@ func (h *Handler) finishUnclaimed(ctx context.Context, j *job, o store.Outcome) 
 		j.verdict = ack
 	case errors.Is(err, store.ErrLeased) && errors.As(err, &ce):
 		h.handBackFor(j, ce.Record, o.Now)
+		j.leaseConflict = true
 	default:
 		h.dependencyFailed(j)
 		h.log().ErrorContext(ctx, "recording the end of a message failed", "message_id", j.env.ID, "status", o.Status, "error", err.Error())

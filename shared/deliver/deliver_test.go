@@ -21,6 +21,8 @@ import (
 
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/metrics"
+	"github.com/pushfn/pushfn/shared/metrics/metricstest"
 	"github.com/pushfn/pushfn/shared/push"
 	"github.com/pushfn/pushfn/shared/store"
 )
@@ -376,6 +378,7 @@ func TestHandleDeadline(t *testing.T) {
 		h.Config.RequestTimeout = 2 * time.Second
 		h.StoreBudget = 200 * time.Millisecond
 	})
+	out := withMetrics(b)
 	tg := newTarget(t, 200, nil, time.Second)
 	var ev events.SQSEvent
 	var ids []string
@@ -392,7 +395,7 @@ func TestHandleDeadline(t *testing.T) {
 	}
 	failed := failures(resp)
 	vis := b.queue.changes()
-	delivered := 0
+	delivered, unstarted := 0, 0
 	for i, id := range ids {
 		status, attempts := b.status(t, id)
 		returned := slices.Contains(failed, ev.Records[i].MessageId)
@@ -400,6 +403,7 @@ func TestHandleDeadline(t *testing.T) {
 		case status == message.Delivered && attempts == 1 && !returned && tg.count(id) == 1:
 			delivered++
 		case status == message.Accepted && attempts == 0 && returned && tg.count(id) == 0:
+			unstarted++
 			if v, ok := vis[ev.Records[i].ReceiptHandle]; !ok || v != 0 {
 				t.Errorf("unstarted record %d: visibility %d (changed %v), want 0", i, v, ok)
 			}
@@ -409,6 +413,10 @@ func TestHandleDeadline(t *testing.T) {
 	}
 	if delivered != 1 {
 		t.Errorf("%d records delivered, want 1", delivered)
+	}
+	docs := metricstest.Documents(t, out.String())
+	if got := metricstest.Sum(docs, metrics.RecordsNotStarted, nil); got != float64(unstarted) {
+		t.Errorf("RecordsNotStarted %v, want the %d records returned unstarted", got, unstarted)
 	}
 }
 

@@ -23,10 +23,11 @@ var _ Events = (*opevent.Batcher)(nil)
 // flushBudget bounds the flush of an invocation without a deadline (tests, benchmarks).
 const flushBudget = 5 * time.Second
 
-// ended publishes a DeliveryFailed event when o ended j's record failed: rec is the record as
-// the write left it, attempts its attempts when the caller knows them better (a claim's count),
-// else 0.
+// ended notes o's status, which the write recorded, for the invocation's metrics, and publishes
+// a DeliveryFailed event when o ended j's record failed: rec is the record as the write left it,
+// attempts its attempts when the caller knows them better (a claim's count), else 0.
 func (h *Handler) ended(j *job, rec message.Record, o store.Outcome, attempts int) {
+	j.outcome = o.Status
 	if h.Events == nil || o.Status != message.Failed || message.ValidRecoveryID(j.env.ID) {
 		// A recovery's record is no delivery: its end is a RecoveryFinished event.
 		return
