@@ -24,6 +24,7 @@ import (
 	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/ingest"
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/metrics"
 	"github.com/pushfn/pushfn/shared/opevent"
 	"github.com/pushfn/pushfn/shared/store"
 )
@@ -67,8 +68,11 @@ type Handler struct {
 	// Reopener serves POST /v1/messages/{id}/retry, which queues the reopened copy through the
 	// Enqueuer's producer; without it that route answers 404.
 	Reopener Reopener
-	Logger   *slog.Logger     // nil means slog.Default()
-	Now      func() time.Time // nil means time.Now
+	// Metrics takes the metrics of each request to the message routes, written once at its
+	// end; nil writes none.
+	Metrics *metrics.Writer
+	Logger  *slog.Logger     // nil means slog.Default()
+	Now     func() time.Time // nil means time.Now
 }
 
 // Events is where the routes put operational events, flushed before the answer;
@@ -98,12 +102,18 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		if method != http.MethodPost {
 			return methodNotAllowed(http.MethodPost), nil
 		}
-		return h.postOne(ctx, req, prefix), nil
+		m := h.Metrics.Invocation()
+		resp := countOne(m, h.postOne(ctx, req, prefix))
+		h.flushMetrics(ctx, m)
+		return resp, nil
 	case path == PathBatch:
 		if method != http.MethodPost {
 			return methodNotAllowed(http.MethodPost), nil
 		}
-		return h.postBatch(ctx, req), nil
+		m := h.Metrics.Invocation()
+		resp := h.postBatch(ctx, req, m)
+		h.flushMetrics(ctx, m)
+		return resp, nil
 	}
 	if h.Endpoints != nil && h.Keyring != nil {
 		if resp, ok := h.endpointRoute(ctx, req, method, path, prefix); ok {
@@ -239,23 +249,25 @@ func headerKey(req events.APIGatewayV2HTTPRequest, m *message.Message, bodyInval
 	return nil
 }
 
-func (h *Handler) postBatch(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+// postBatch answers a batch, counting in m what became of its messages.
+func (h *Handler) postBatch(ctx context.Context, req events.APIGatewayV2HTTPRequest, m *metrics.Set) events.APIGatewayV2HTTPResponse {
 	body, failed := readBody(req, message.MaxBatchBodyBytes)
 	if failed != nil {
-		return *failed
+		return countRefused(m, *failed)
 	}
 	ms, err := h.Rules.ParseBatch(body, h.now())
 	var invalid *message.InvalidError
 	if errors.As(err, &invalid) {
-		return reply(http.StatusBadRequest, ingest.InvalidBody(invalid), nil)
+		return countRefused(m, reply(http.StatusBadRequest, ingest.InvalidBody(invalid), nil))
 	} else if err != nil {
-		return reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil)
+		return countRefused(m, reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil))
 	}
 	if resp, refused := h.checkEndpoints(ctx, ms, true); refused {
-		return resp
+		return countRefused(m, resp)
 	}
 
 	rs := h.Enqueuer.Enqueue(ctx, ms)
+	countResults(m, rs)
 	failedN, unavailable, internal, replayed := 0, 0, 0, 0
 	for _, r := range rs {
 		switch {
