@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/ingest"
 	"github.com/pushfn/pushfn/shared/logging"
+	"github.com/pushfn/pushfn/shared/metrics"
 	"github.com/pushfn/pushfn/shared/relay"
 )
 
@@ -31,6 +33,7 @@ func main() {
 		os.Exit(1)
 	}
 	w := ingest.FromConfig(cfg, aws, logger)
-	h := &relay.Handler{Enqueuer: w.Enqueuer, Rules: w.Rules, Logger: logger}
+	h := &relay.Handler{Enqueuer: w.Enqueuer, Rules: w.Rules, Logger: logger,
+		Metrics: metrics.NewWriter(os.Stdout, cmp.Or(lambdacontext.FunctionName, "relay"))}
 	lambda.Start(h.Handle)
 }

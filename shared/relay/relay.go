@@ -21,6 +21,7 @@ import (
 
 	"github.com/pushfn/pushfn/shared/ingest"
 	"github.com/pushfn/pushfn/shared/message"
+	"github.com/pushfn/pushfn/shared/metrics"
 )
 
 // Sources, as logs name them.
@@ -47,8 +48,10 @@ type Response struct {
 type Handler struct {
 	Enqueuer *ingest.Enqueuer
 	Rules    message.Rules
-	Logger   *slog.Logger     // nil means slog.Default()
-	Now      func() time.Time // nil means time.Now
+	// Metrics takes each invocation's metrics, written once at its end; nil writes none.
+	Metrics *metrics.Writer
+	Logger  *slog.Logger     // nil means slog.Default()
+	Now     func() time.Time // nil means time.Now
 }
 
 // unit is one body of messages from the event, with the id of the event that carried it.
@@ -74,10 +77,19 @@ type unit struct {
 // Invalid input is logged and answered, never retried: Handle returns a nil error for it. When
 // a dependency failed, Handle returns an error wrapping ErrRetry so that the source retries.
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, error) {
+	m := h.Metrics.Invocation()
+	m.Add(metrics.MessagesAccepted, 0)
+	m.Add(metrics.MessagesReplayed, 0)
+	defer func() {
+		if err := m.Flush(h.now()); err != nil {
+			h.logger().ErrorContext(ctx, "metrics not written", "error", err.Error())
+		}
+	}()
 	units, err := h.units(ctx, raw)
 	if err != nil {
 		h.logger().WarnContext(ctx, "refused event", "error", err)
 		e := ingest.Error{Code: ingest.CodeValidationFailed, Message: err.Error()}
+		m.AddBy(metrics.MessagesRefused, metrics.DimCode, e.Code, 1)
 		return Response{Error: &e}, nil
 	}
 	var resp Response
@@ -93,6 +105,7 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 			h.logger().WarnContext(ctx, "refused invalid messages", "source", u.source, "event_id", u.eventID, "problems", problems)
 			e := ingest.InvalidBody(u.invalid).Error
 			resp.Error = &e
+			m.AddBy(metrics.MessagesRefused, metrics.DimCode, e.Code, 1) // its messages are not known
 			continue
 		}
 		u.msgs = withDefaultKeys(ms, batch, u.eventID)
@@ -103,12 +116,14 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 			h.logger().WarnContext(ctx, "refused messages to missing endpoints", "source", u.source, "event_id", u.eventID, "error", err.Error())
 			e := ingest.MissingEndpointsBody(missing).Error
 			resp.Error = &e
+			m.AddBy(metrics.MessagesRefused, metrics.DimCode, e.Code, float64(len(u.msgs)))
 			u.msgs = nil
 			continue
 		case err != nil:
 			// The endpoints could not be read: nothing of the event is queued, and the source
 			// retries it.
 			h.logger().WarnContext(ctx, "check endpoints", "source", u.source, "event_id", u.eventID, "error", err.Error())
+			m.AddBy(metrics.MessagesRefused, metrics.DimCode, ingest.CodeUnavailable, float64(len(u.msgs)))
 			return Response{}, fmt.Errorf("relay: %w: %w", ErrRetry, err)
 		}
 		all = append(all, u.msgs...)
@@ -121,6 +136,14 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 	resp.Messages = ingest.ItemsOf(results).Messages
 	retry := 0
 	for i, r := range results {
+		switch {
+		case r.Err != nil:
+			m.AddBy(metrics.MessagesRefused, metrics.DimCode, ingest.ErrorOf(r.Err).Code, 1)
+		case r.Replayed:
+			m.Add(metrics.MessagesReplayed, 1)
+		default:
+			m.Add(metrics.MessagesAccepted, 1)
+		}
 		switch {
 		case errors.Is(r.Err, ingest.ErrUnavailable), errors.Is(r.Err, ingest.ErrInProgress):
 			retry++
