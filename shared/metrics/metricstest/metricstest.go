@@ -191,10 +191,10 @@ func value(raw json.RawMessage) (sum, n float64, _ error) {
 		n += c
 	}
 	if vc.Count != nil && *vc.Count != n {
-		return 0, 0, fmt.Errorf("Count %v, but the counts add up to %v", *vc.Count, n)
+		return 0, 0, fmt.Errorf("the member Count is %v, but the counts add up to %v", *vc.Count, n)
 	}
 	if vc.Min != nil && vc.Max != nil && *vc.Min > *vc.Max {
-		return 0, 0, fmt.Errorf("Min %v is above Max %v", *vc.Min, *vc.Max)
+		return 0, 0, fmt.Errorf("the member Min, %v, is above Max, %v", *vc.Min, *vc.Max)
 	}
 	if vc.Sum != nil {
 		sum = *vc.Sum
