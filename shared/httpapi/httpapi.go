@@ -253,17 +253,17 @@ func headerKey(req events.APIGatewayV2HTTPRequest, m *message.Message, bodyInval
 func (h *Handler) postBatch(ctx context.Context, req events.APIGatewayV2HTTPRequest, m *metrics.Set) events.APIGatewayV2HTTPResponse {
 	body, failed := readBody(req, message.MaxBatchBodyBytes)
 	if failed != nil {
-		return countRefused(m, *failed)
+		return countRefused(m, *failed, 1)
 	}
 	ms, err := h.Rules.ParseBatch(body, h.now())
 	var invalid *message.InvalidError
 	if errors.As(err, &invalid) {
-		return countRefused(m, reply(http.StatusBadRequest, ingest.InvalidBody(invalid), nil))
+		return countRefused(m, reply(http.StatusBadRequest, ingest.InvalidBody(invalid), nil), 1)
 	} else if err != nil {
-		return countRefused(m, reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil))
+		return countRefused(m, reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil), 1)
 	}
 	if resp, refused := h.checkEndpoints(ctx, ms, true); refused {
-		return countRefused(m, resp)
+		return countRefused(m, resp, len(ms))
 	}
 
 	rs := h.Enqueuer.Enqueue(ctx, ms)

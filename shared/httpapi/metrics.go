@@ -23,18 +23,19 @@ func countOne(m *metrics.Set, resp events.APIGatewayV2HTTPResponse) events.APIGa
 		declare(m)
 		m.Add(metrics.MessagesReplayed, 1)
 	default:
-		countRefused(m, resp)
+		countRefused(m, resp, 1)
 	}
 	return resp
 }
 
-// countRefused counts in m a request refused as a whole, resp, under the code of its error, and
-// returns resp. It counts one: the messages of a body that could not be read are not known.
-func countRefused(m *metrics.Set, resp events.APIGatewayV2HTTPResponse) events.APIGatewayV2HTTPResponse {
+// countRefused counts in m the n messages of a request refused as a whole, resp, under the code
+// of its error, and returns resp. A body that could not be read or is not valid counts one: its
+// messages are not known.
+func countRefused(m *metrics.Set, resp events.APIGatewayV2HTTPResponse, n int) events.APIGatewayV2HTTPResponse {
 	declare(m)
 	var body ingest.ErrorBody
 	_ = json.Unmarshal([]byte(resp.Body), &body) // the route's own error envelope
-	m.AddBy(metrics.MessagesRefused, metrics.DimCode, cmp.Or(body.Error.Code, ingest.CodeInternal), 1)
+	m.AddBy(metrics.MessagesRefused, metrics.DimCode, cmp.Or(body.Error.Code, ingest.CodeInternal), float64(n))
 	return resp
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pushfn/pushfn/shared/endpoint"
 	"github.com/pushfn/pushfn/shared/ingest"
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/metrics"
@@ -85,5 +86,25 @@ func TestRequestMetrics(t *testing.T) {
 				t.Errorf("MessagesRefused %v in all, want %v", got, refused)
 			}
 		})
+	}
+}
+
+// A batch refused whole because some of its messages name no endpoint counts all its messages.
+func TestRequestMetricsBatchToMissingEndpoints(t *testing.T) {
+	t.Parallel()
+	b, _, _ := epMsgSetup(t)
+	var out bytes.Buffer
+	b.h.Metrics = metrics.NewWriter(&out, "ApiFunction")
+	missing := endpoint.NewID(t0)
+	body := batch(msg(""), `{"endpoint_id": "`+missing+`", "payload": 1}`, msg(""))
+	if r := b.do(t, http.MethodPost, PathBatch, body); r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("answer %d %s, want 422", r.status, r.body)
+	}
+	docs := metricstest.Documents(t, out.String())
+	if got := metricstest.Sum(docs, metrics.MessagesRefused, map[string]string{metrics.DimCode: ingest.CodeEndpointNotFound}); got != 3 {
+		t.Errorf("MessagesRefused endpoint_not_found = %v, want the batch's 3:\n%s", got, out.String())
+	}
+	if got := metricstest.Sum(docs, metrics.MessagesAccepted, nil); got != 0 {
+		t.Errorf("MessagesAccepted %v, want 0", got)
 	}
 }
