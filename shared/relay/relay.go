@@ -123,7 +123,7 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 			// The endpoints could not be read: nothing of the event is queued, and the source
 			// retries it.
 			h.logger().WarnContext(ctx, "check endpoints", "source", u.source, "event_id", u.eventID, "error", err.Error())
-			m.AddBy(metrics.MessagesRefused, metrics.DimCode, ingest.CodeUnavailable, float64(len(u.msgs)))
+			m.AddBy(metrics.MessagesRefused, metrics.DimCode, ingest.CodeUnavailable, float64(len(all)+len(u.msgs))) // none of the event's
 			return Response{}, fmt.Errorf("relay: %w: %w", ErrRetry, err)
 		}
 		all = append(all, u.msgs...)
