@@ -101,22 +101,19 @@ var dynamicSecret = regexp.MustCompile(`^\{\{resolve:secretsmanager:\$\{([0-9A-Z
 // resolvers on every call.
 var processMu sync.Mutex
 
-// Parse parses a SAM template given as YAML. It is safe for concurrent use.
+// Parse parses a SAM template given as YAML, as it would deploy with its parameters' defaults:
+// conditions are evaluated, and a resource whose Condition is false is left out. It is safe for
+// concurrent use.
 func Parse(data []byte) (*Template, error) {
 	processMu.Lock()
-	processed, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{
-		// Conditions evaluated with the parameters' defaults, so an !If resolves as it would
-		// deploy with them (the events:PutEvents statement only with an EventBusName).
-		EvaluateConditions: true,
-		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
-			"Ref":        ref,
-			"Fn::GetAtt": getAtt,
-			"Fn::Sub":    sub,
-		},
-	})
+	processed, err := process(data)
 	processMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("parse template: %w", err)
+	}
+	processed, err = dropUnmet(processed)
+	if err != nil {
+		return nil, err
 	}
 	logFormats, processed, err := stripUnknown(processed)
 	if err != nil {
@@ -198,6 +195,72 @@ func (t *Template) Queue(id string) (Queue, bool) {
 	return Queue{}, false
 }
 
+// process resolves the intrinsic functions of the YAML template data; processMu is held.
+func process(data []byte) ([]byte, error) {
+	raw, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{NoProcess: true})
+	if err != nil {
+		return nil, err
+	}
+	// goformation would replace a resource carrying a Condition with the condition's value;
+	// wrapped once more, the resource keeps it as its Condition, for dropUnmet.
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	resources, _ := doc["Resources"].(map[string]any)
+	for _, r := range resources {
+		if res, ok := r.(map[string]any); ok {
+			if name, ok := res["Condition"].(string); ok {
+				res["Condition"] = map[string]any{"Condition": name}
+			}
+		}
+	}
+	if raw, err = json.Marshal(doc); err != nil {
+		return nil, err
+	}
+	return intrinsics.ProcessJSON(raw, &intrinsics.ProcessorOptions{
+		// Conditions evaluated with the parameters' defaults, so an !If resolves as it would
+		// deploy with them (the events:PutEvents statement only with an EventBusName).
+		EvaluateConditions: true,
+		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
+			"Ref":        ref,
+			"Fn::GetAtt": getAtt,
+			"Fn::Sub":    sub,
+		},
+	})
+}
+
+// dropUnmet removes the resources whose Condition evaluated false, as CloudFormation would not
+// create them, and the Condition of the others.
+func dropUnmet(processed []byte) ([]byte, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(processed, &doc); err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
+	resources, _ := doc["Resources"].(map[string]any)
+	for id, r := range resources {
+		res, _ := r.(map[string]any)
+		c, ok := res["Condition"]
+		if !ok {
+			continue
+		}
+		met, ok := c.(bool)
+		if !ok {
+			return nil, fmt.Errorf("parse template: resource %s: Condition %v is not a condition of the template", id, c)
+		}
+		if !met {
+			delete(resources, id)
+			continue
+		}
+		delete(res, "Condition")
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
+	return out, nil
+}
+
 // resourceID returns the logical id a resolved Ref or GetAtt names ("Queue" from "Queue.Arn").
 func resourceID(v string) string {
 	v = strings.TrimPrefix(v, refPrefix)
@@ -225,21 +288,57 @@ func ref(name string, input, template any) any {
 	return nil
 }
 
-// sub resolves Fn::Sub as goformation does, except a dynamic reference to a secret of the
-// template, which becomes secretPrefix+id.
-func sub(name string, input, template any) any {
-	if s, ok := input.(string); ok {
-		if m := dynamicSecret.FindStringSubmatch(s); m != nil {
-			if tm, ok := template.(map[string]any); ok {
-				if res, ok := tm["Resources"].(map[string]any); ok {
-					if r, ok := res[m[1]].(map[string]any); ok && r["Type"] == "AWS::SecretsManager::Secret" {
-						return secretPrefix + m[1]
-					}
-				}
-			}
+// subVariable matches a variable of a Fn::Sub string, ${Name}, ${Name.Attribute} or ${!Literal}.
+var subVariable = regexp.MustCompile(`\$\{(!?)([0-9A-Za-z_:.]+)\}`)
+
+// sub resolves Fn::Sub: a parameter becomes its default (a number in its decimal form), a pseudo
+// parameter goformation's example value (none for the partition), ${!Literal} the literal
+// ${Literal}; a reference to a resource of the template, ${Queue} or ${Queue.QueueName}, stays as
+// written, for a check to see what it names (a dashboard's body stays valid JSON). A dynamic
+// reference to a secret of the template becomes secretPrefix+id.
+func sub(_ string, input, template any) any {
+	tm, _ := template.(map[string]any)
+	resources, _ := tm["Resources"].(map[string]any)
+	var src string
+	vars := map[string]any{}
+	switch v := input.(type) {
+	case string:
+		src = v
+	case []any: // [string, {name: value}]
+		if len(v) != 2 {
+			return nil
+		}
+		src, _ = v[0].(string)
+		vars, _ = v[1].(map[string]any)
+	default:
+		return nil
+	}
+	if m := dynamicSecret.FindStringSubmatch(src); m != nil {
+		if r, ok := resources[m[1]].(map[string]any); ok && r["Type"] == "AWS::SecretsManager::Secret" {
+			return secretPrefix + m[1]
 		}
 	}
-	return intrinsics.FnSub(name, input, template)
+	return subVariable.ReplaceAllStringFunc(src, func(match string) string {
+		m := subVariable.FindStringSubmatch(match)
+		if m[1] == "!" {
+			return "${" + m[2] + "}"
+		}
+		value, ok := vars[m[2]]
+		if !ok {
+			id, _, _ := strings.Cut(m[2], ".")
+			if _, isResource := resources[id]; isResource {
+				return match
+			}
+			value = intrinsics.Ref("Ref", m[2], template)
+		}
+		switch v := value.(type) {
+		case string:
+			return v
+		case float64:
+			return strconv.FormatFloat(v, 'f', -1, 64)
+		}
+		return ""
+	})
 }
 
 // getAtt resolves Fn::GetAtt to refPrefix+"id.attribute".
