@@ -167,6 +167,16 @@ func (t *Template) Check(makefile string) []Problem {
 	for _, detail := range t.permissionProblems() {
 		add(RuleAPIPermission, detail[0], "%s", detail[1])
 	}
+	dashboard, annotations := t.dashboardProblems()
+	for _, detail := range dashboard {
+		add(RuleDashboard, "Dashboard", "%s", detail)
+	}
+	for _, detail := range t.alarmProblems(annotations) {
+		add(RuleAlarms, "alarms", "%s", detail)
+	}
+	for _, detail := range t.billingProblems() {
+		add(RuleBillingMode, "Table", "%s", detail)
+	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Rule < ps[j].Rule })
 	return ps
 }

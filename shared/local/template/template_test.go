@@ -118,6 +118,34 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		{name: "text logs", template: replace("LogFormat: JSON", "LogFormat: Text"), want: RuleJSONLogs},
 		{name: "api without the endpoint secrets key", template: replace("          ENDPOINT_SECRETS_KEY: !Sub \"{{resolve:secretsmanager:${EndpointSecretsKey}}}\"\n", ""), want: RuleEnvValid},
 		{name: "deliver without the endpoint secrets key", template: replace("          # Decrypts the secrets of endpoints, which sign the pushes to them.\n          ENDPOINT_SECRETS_KEY: !Sub \"{{resolve:secretsmanager:${EndpointSecretsKey}}}\"\n", ""), want: RuleEnvValid},
+		{name: "dashboard names a metric no function writes", template: replace(`"pushfn", "LeaseConflicts"`, `"pushfn", "LeaseConflict"`), want: RuleDashboard},
+		{name: "dashboard names an outcome the code never writes", template: replace(`"outcome", "expired"`, `"outcome", "dropped"`), want: RuleDashboard},
+		{name: "dashboard latency of the api", template: replace(`"${DeliverFunction}", {"stat": "p99"`, `"${ApiFunction}", {"stat": "p99"`), want: RuleDashboard},
+		{name: "dashboard metric without its service", template: replace(`["pushfn", "BatchSize", "service", "pushfn", "function"`, `["pushfn", "BatchSize", "function"`), want: RuleDashboard},
+		{name: "dashboard in another namespace", template: replace(`["pushfn", "Deliveries", "service", "pushfn", "function", "${DeliverFunction}", "outcome", "delivered"`, `["PushFn", "Deliveries", "service", "pushfn", "function", "${DeliverFunction}", "outcome", "delivered"`), want: RuleDashboard},
+		{name: "dashboard without the relay's throttles", template: replace(",\n                  [\"AWS/Lambda\", \"Throttles\", \"FunctionName\", \"${RelayFunction}\", {\"label\": \"relay\"}]", ""), want: RuleDashboard},
+		{name: "dashboard queue by its URL", template: replace(`"QueueName", "${DeadLetterQueue.QueueName}"`, `"QueueName", "${DeadLetterQueue}"`), want: RuleDashboard},
+		{name: "dashboard searches another metric", template: replace(`MetricName=\"MessagesRefused\"`, `MetricName=\"MessagesRejected\"`), want: RuleDashboard},
+		{name: "dashboard searches every stack", template: replace(` (function=\"${ApiFunction}\" OR function=\"${RelayFunction}\")`, ""), want: RuleDashboard},
+		{name: "dashboard averages counts", template: replace(`"stacked": true, "stat": "Sum"`, `"stacked": true, "stat": "Average"`), want: RuleDashboard},
+		{name: "dashboard body not JSON", template: replace(`"start": "-PT3H",`, `"start": "-PT3H"`), want: RuleDashboard},
+		{name: "no oldest message alarm", template: replace("MetricName: ApproximateAgeOfOldestMessage", "MetricName: ApproximateNumberOfMessagesNotVisible"), want: RuleAlarms},
+		{name: "dead-letter alarm on the queue", template: replace("Value: !GetAtt DeadLetterQueue.QueueName", "Value: !GetAtt Queue.QueueName"), want: RuleAlarms},
+		{name: "errors alarm on the api", template: replace("Value: !Ref DeliverFunction", "Value: !Ref ApiFunction"), want: RuleAlarms},
+		{name: "alarm metric AWS never writes", template: replace("MetricName: Errors", "MetricName: Error"), want: RuleAlarms},
+		{name: "alarm breaching without data", template: replace("TreatMissingData: notBreaching", "TreatMissingData: breaching"), want: RuleAlarms},
+		{name: "alarm tells only when it fires", template: chain(replace("    Default: \"\"\n    AllowedPattern: \"^(arn:aws", "    Default: \"arn:aws:sns:eu-west-1:123456789012:ops\"\n    AllowedPattern: \"^(arn:aws"),
+			replace("      OKActions: !If [NotifyAlarms, [!Ref AlarmTopicArn], !Ref AWS::NoValue]\n", "")), want: RuleAlarms},
+		{name: "dashboard line not at the alarm", template: replace(`"value": ${OldestMessageAgeAlarmSeconds}`, `"value": 600`), want: RuleAlarms},
+		{name: "throughput on demand", template: replace("      ProvisionedThroughput: !If\n        - ProvisionedTable", "      ProvisionedThroughput: !If\n        - UseIamAuth"), want: RuleBillingMode},
+		{name: "scaling on demand", template: replace("    Condition: ProvisionedTable\n", ""), want: RuleBillingMode},
+		{name: "provisioned index without throughput", template: chain(provisionedTable,
+			replace("            ProjectionType: ALL\n          ProvisionedThroughput: !If\n            - ProvisionedTable", "            ProjectionType: ALL\n          ProvisionedThroughput: !If\n            - PublishEvents")), want: RuleBillingMode},
+		{name: "provisioned index write not scaled", template: chain(provisionedTable,
+			replace("table/${Table}/index/gsi2\"\n      ScalableDimension: dynamodb:index:WriteCapacityUnits", "table/${Table}/index/gsi1\"\n      ScalableDimension: dynamodb:index:WriteCapacityUnits")), want: RuleBillingMode},
+		{name: "read scaled on write utilisation", template: chain(provisionedTable,
+			replace("PredefinedMetricType: DynamoDBReadCapacityUtilization", "PredefinedMetricType: DynamoDBWriteCapacityUtilization")), want: RuleBillingMode},
+		{name: "scaling range below the throughput", template: chain(provisionedTable, replace("MaxCapacity: !Ref TableReadCapacityMax", "MaxCapacity: 2")), want: RuleBillingMode},
 		{name: "endpoint secrets key too short", template: replace(`!Sub "{{resolve:secretsmanager:${EndpointSecretsKey}}}"`, `"short"`), want: RuleEnvValid},
 	}
 	for _, tt := range tests {
@@ -147,6 +175,9 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		})
 	}
 }
+
+// provisionedTable sets TableBillingMode's default to PROVISIONED.
+var provisionedTable = replace("    Default: PAY_PER_REQUEST\n", "    Default: PROVISIONED\n")
 
 func replace(old, new string) func(string) string {
 	return func(s string) string { return strings.Replace(s, old, new, 1) }
