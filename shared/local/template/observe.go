@@ -132,7 +132,7 @@ func (t *Template) metricProblems(m metricRef) []string {
 		switch {
 		case w.unit == metrics.UnitCount && m.stat != "Sum":
 			out = append(out, fmt.Sprintf("%s: statistic %q, want Sum: it counts per invocation", m, m.stat))
-		case w.unit == metrics.UnitMilliseconds && !regexp.MustCompile(`^(p\d{1,2}(\.\d+)?|Average|Minimum|Maximum)$`).MatchString(m.stat):
+		case w.unit == metrics.UnitMilliseconds && !durationStat.MatchString(m.stat):
 			out = append(out, fmt.Sprintf("%s: statistic %q, want a percentile (pNN), Average, Minimum or Maximum", m, m.stat))
 		}
 		return out
@@ -154,6 +154,9 @@ func (t *Template) metricProblems(m metricRef) []string {
 	}
 	return nil
 }
+
+// durationStat matches the statistics that read a distribution of durations.
+var durationStat = regexp.MustCompile(`^(p\d{1,2}(\.\d+)?|Average|Minimum|Maximum)$`)
 
 // resourceTypes maps every resource's logical id to its type.
 func (t *Template) resourceTypes() map[string]string {
@@ -231,8 +234,8 @@ func parseMetric(entry []any, stat string) (metricRef, error) {
 		if strings.Trim(strings.ReplaceAll(rest, "OR", ""), " ()") != "" {
 			return metricRef{}, fmt.Errorf("expression %q: terms other than MetricName=\"...\" and Dimension=\"...\" joined by OR", expr)
 		}
-		if ref.name == "" {
-			return metricRef{}, fmt.Errorf("expression %q names no MetricName", expr)
+		if ref.name == "" || ref.namespace == "" {
+			return metricRef{}, fmt.Errorf("expression %q names no namespace or no MetricName", expr)
 		}
 		return ref, nil
 	}
@@ -243,8 +246,8 @@ func parseMetric(entry []any, stat string) (metricRef, error) {
 	for i := 2; i < len(strs); i += 2 {
 		ref.dims[strs[i]] = strs[i+1]
 	}
-	if ref.namespace == "." || ref.name == "." {
-		return metricRef{}, fmt.Errorf("entry %v: write the namespace and name out, not \".\"", entry)
+	if ref.namespace == "" || ref.name == "" || ref.namespace == "." || ref.name == "." {
+		return metricRef{}, fmt.Errorf("entry %v: write the namespace and name out, not \".\" or empty", entry)
 	}
 	return ref, nil
 }

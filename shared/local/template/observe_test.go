@@ -459,3 +459,41 @@ func TestSub(t *testing.T) {
 		}
 	}
 }
+
+// parseMetric never panics, and what it accepts names a namespace and a metric.
+func FuzzParseMetric(f *testing.F) {
+	f.Add(`["pushfn", "Deliveries", "service", "pushfn", {"stat": "Sum"}]`)
+	f.Add(`[{"expression": "SEARCH('{pushfn,function} MetricName=\\"X\\" (function=\\"a\\" OR function=\\"b\\")', 'Sum', 60)"}]`)
+	f.Add(`[".", "Errors"]`)
+	f.Add(`[{"expression": "SEARCH('{}', 'Sum')"}]`)
+	f.Fuzz(func(t *testing.T, entry string) {
+		var e []any
+		if json.Unmarshal([]byte(entry), &e) != nil {
+			return
+		}
+		m, err := parseMetric(e, "Sum")
+		if err == nil && (m.namespace == "" || m.name == "") {
+			t.Errorf("parseMetric(%s) = %+v with no namespace or name", entry, m)
+		}
+	})
+}
+
+// sub never panics, and leaves a string with no ${ as it is.
+func FuzzSub(f *testing.F) {
+	template := map[string]any{
+		"Parameters": map[string]any{"Age": map[string]any{"Default": 900.0}},
+		"Resources":  map[string]any{"Queue": map[string]any{"Type": "AWS::SQS::Queue"}},
+	}
+	for _, s := range []string{"${Age}", "${Queue.QueueName}", "${!Literal}", "plain", "${", "${}", "{{resolve:secretsmanager:${Queue}}}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := sub("Fn::Sub", s, template).(string)
+		if !ok {
+			t.Fatalf("sub(%q) is not a string", s)
+		}
+		if !strings.Contains(s, "${") && got != s {
+			t.Errorf("sub(%q) = %q, want it unchanged", s, got)
+		}
+	})
+}
