@@ -12,8 +12,9 @@ import (
 )
 
 // After a known workload through the real functions, every metrics document they wrote passes
-// the checks of the Embedded Metric Format specification, and the documents count what was
-// done: the messages accepted, each delivery's outcome and each attempt.
+// the checks of the Embedded Metric Format specification, the documents count what was done (the
+// messages accepted, each delivery's outcome and each attempt), and the template's dashboard draws
+// each metric they hold under its dimensions.
 func TestIntegrationMetricsE2E(t *testing.T) {
 	t.Parallel()
 	s := startStack(t) // a stack of its own: its log holds this workload's documents only
@@ -112,4 +113,5 @@ func TestIntegrationMetricsE2E(t *testing.T) {
 		t.Errorf("%v deliveries expired, want none", n)
 	}
 	t.Logf("%d metrics documents, all valid: %v", len(all), fns)
+	checkDashboardShows(t, all)
 }

@@ -69,7 +69,8 @@ type metricRef struct {
 	dims            map[string]string // dimension values; for a search, the values it is limited to
 	schema          []string          // a search's dimension names (its values may be any)
 	stat            string
-	search          bool // a SEARCH expression: every value of the dimensions not in dims
+	search          bool   // a SEARCH expression: every value of the dimensions not in dims
+	widget          string // the title of the widget that draws it
 }
 
 func (m metricRef) String() string {
@@ -252,55 +253,103 @@ func parseMetric(entry []any, stat string) (metricRef, error) {
 	return ref, nil
 }
 
+// dashboard is the template's dashboard, decoded.
+type dashboard struct {
+	metrics     []metricRef
+	annotations []float64 // the values of its horizontal annotations
+	problems    []string  // what could not be read
+}
+
+// dashboard decodes the template's one dashboard.
+func (t *Template) dashboard() dashboard {
+	var out dashboard
+	dashboards := t.cf.GetAllCloudWatchDashboardResources()
+	if len(dashboards) != 1 {
+		out.problems = []string{fmt.Sprintf("%d dashboards, want 1", len(dashboards))}
+		return out
+	}
+	for id, d := range dashboards {
+		var body dashboardBody
+		if err := json.Unmarshal([]byte(d.DashboardBody), &body); err != nil {
+			out.problems = []string{fmt.Sprintf("%s: DashboardBody is not JSON: %v", id, err)}
+			return out
+		}
+		for _, w := range body.Widgets {
+			for _, h := range w.Properties.Annotations.Horizontal {
+				out.annotations = append(out.annotations, h.Value)
+			}
+			for _, e := range w.Properties.Metrics {
+				m, err := parseMetric(e, w.Properties.Stat)
+				if err != nil {
+					out.problems = append(out.problems, fmt.Sprintf("widget %q: %v", w.Properties.Title, err))
+					continue
+				}
+				m.widget = w.Properties.Title
+				out.metrics = append(out.metrics, m)
+			}
+		}
+	}
+	return out
+}
+
+// shows reports whether the dashboard draws the metric name of namespace under exactly the
+// dimensions of dims, with their values ("" matches any value, as a search's unfiltered
+// dimension does), with the statistic stat ("" for any).
+func (d dashboard) shows(namespace, name string, dims map[string]string, stat string) bool {
+	keys := slices.Collect(maps.Keys(dims))
+	return slices.ContainsFunc(d.metrics, func(m metricRef) bool {
+		if m.namespace != namespace || m.name != name || stat != "" && m.stat != stat {
+			return false
+		}
+		if m.search {
+			if !sameSet(keys, m.schema) {
+				return false
+			}
+			for k, filter := range m.dims {
+				if dims[k] != "" && !slices.Contains(strings.Split(filter, "|"), dims[k]) {
+					return false
+				}
+			}
+			return true
+		}
+		if !sameSet(keys, slices.Collect(maps.Keys(m.dims))) {
+			return false
+		}
+		for k, v := range dims {
+			if v != "" && m.dims[k] != v {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// DashboardShows reports whether the template's dashboard draws the metric name of namespace
+// under exactly the dimensions of dims, with their values ("" matches any); a resource of the
+// stack is named as the dashboard names it, "${LogicalId}" or "${LogicalId.Attribute}". It fails
+// when the dashboard cannot be read.
+func (t *Template) DashboardShows(namespace, name string, dims map[string]string) (bool, error) {
+	d := t.dashboard()
+	if len(d.problems) > 0 {
+		return false, fmt.Errorf("read the dashboard: %s", strings.Join(d.problems, "; "))
+	}
+	return d.shows(namespace, name, dims, ""), nil
+}
+
 // dashboardProblems checks the template's dashboard: every metric it names is written (see
 // metricProblems), and it shows every metric the code writes from each function that writes it
 // (each outcome), the attempt latency's p50 and p99, the depth of each mapped queue and its
 // dead-letter queue, the age of the mapped queues' oldest messages, and every function's errors
 // and throttles. It returns the values of its horizontal annotations too, for the alarms' check.
 func (t *Template) dashboardProblems() (problems []string, annotations []float64) {
-	dashboards := t.cf.GetAllCloudWatchDashboardResources()
-	if len(dashboards) != 1 {
-		return []string{fmt.Sprintf("%d dashboards, want 1", len(dashboards))}, nil
-	}
-	var refs []metricRef
-	for id, d := range dashboards {
-		var body dashboardBody
-		if err := json.Unmarshal([]byte(d.DashboardBody), &body); err != nil {
-			return []string{fmt.Sprintf("%s: DashboardBody is not JSON: %v", id, err)}, nil
-		}
-		for _, w := range body.Widgets {
-			for _, h := range w.Properties.Annotations.Horizontal {
-				annotations = append(annotations, h.Value)
-			}
-			for _, e := range w.Properties.Metrics {
-				m, err := parseMetric(e, w.Properties.Stat)
-				if err != nil {
-					problems = append(problems, fmt.Sprintf("widget %q: %v", w.Properties.Title, err))
-					continue
-				}
-				refs = append(refs, m)
-				for _, p := range t.metricProblems(m) {
-					problems = append(problems, fmt.Sprintf("widget %q: %s", w.Properties.Title, p))
-				}
-			}
+	d := t.dashboard()
+	problems, annotations = d.problems, d.annotations
+	for _, m := range d.metrics {
+		for _, p := range t.metricProblems(m) {
+			problems = append(problems, fmt.Sprintf("widget %q: %s", m.widget, p))
 		}
 	}
-	shows := func(namespace, name string, dims map[string]string, stat string) bool {
-		return slices.ContainsFunc(refs, func(m metricRef) bool {
-			if m.namespace != namespace || m.name != name || stat != "" && m.stat != stat {
-				return false
-			}
-			for k, v := range dims {
-				if m.search && !slices.Contains(m.schema, k) {
-					return false
-				}
-				if got, ok := m.dims[k]; ok && !slices.Contains(strings.Split(got, "|"), v) || !ok && !m.search {
-					return false
-				}
-			}
-			return true
-		})
-	}
+	shows := d.shows
 	missing := func(format string, args ...any) {
 		problems = append(problems, "shows no "+fmt.Sprintf(format, args...))
 	}
@@ -310,10 +359,10 @@ func (t *Template) dashboardProblems() (problems []string, annotations []float64
 			dims := map[string]string{metrics.DimService: metrics.Service, metrics.DimFunction: "${" + fn + "}"}
 			values := w.values
 			if values == nil {
-				values = []string{""}
+				values = []string{""} // any
 			}
 			for _, v := range values {
-				if w.dim != "" && v != "" {
+				if w.dim != "" {
 					dims[w.dim] = v
 				}
 				if !shows(metrics.Namespace, name, dims, "") {
@@ -323,7 +372,7 @@ func (t *Template) dashboardProblems() (problems []string, annotations []float64
 		}
 	}
 	for _, p := range []string{"p50", "p99"} {
-		if !shows(metrics.Namespace, metrics.AttemptLatency, map[string]string{metrics.DimFunction: "${" + deliverFunction + "}"}, p) {
+		if !shows(metrics.Namespace, metrics.AttemptLatency, map[string]string{metrics.DimService: metrics.Service, metrics.DimFunction: "${" + deliverFunction + "}"}, p) {
 			missing("%s of %s", p, metrics.AttemptLatency)
 		}
 	}

@@ -497,3 +497,57 @@ func FuzzSub(f *testing.F) {
 		}
 	})
 }
+
+// DashboardShows matches a metric under exactly its dimensions, a search's unfiltered dimension
+// matching any value and its filtered ones only theirs.
+func TestDashboardShows(t *testing.T) {
+	t.Parallel()
+	tm, err := Load("../../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver := map[string]string{"service": "pushfn", "function": "${DeliverFunction}"}
+	with := func(base map[string]string, k, v string) map[string]string {
+		m := maps.Clone(base)
+		m[k] = v
+		return m
+	}
+	tests := []struct {
+		name              string
+		namespace, metric string
+		dims              map[string]string
+		want              bool
+	}{
+		{name: "an outcome", namespace: "pushfn", metric: "Deliveries", dims: with(deliver, "outcome", "retrying"), want: true},
+		{name: "another function", namespace: "pushfn", metric: "Deliveries", dims: with(with(deliver, "outcome", "retrying"), "function", "${ApiFunction}")},
+		{name: "a dimension short", namespace: "pushfn", metric: "Deliveries", dims: deliver},
+		{name: "a dimension more", namespace: "pushfn", metric: "BatchSize", dims: with(deliver, "outcome", "delivered")},
+		{name: "latency", namespace: "pushfn", metric: "AttemptLatency", dims: deliver, want: true},
+		{name: "refused by the relay, any code", namespace: "pushfn", metric: "MessagesRefused",
+			dims: map[string]string{"service": "pushfn", "function": "${RelayFunction}", "code": "invalid_json"}, want: true},
+		{name: "refused by the deliver function", namespace: "pushfn", metric: "MessagesRefused",
+			dims: map[string]string{"service": "pushfn", "function": "${DeliverFunction}", "code": "invalid_json"}},
+		{name: "refused without its code", namespace: "pushfn", metric: "MessagesRefused",
+			dims: map[string]string{"service": "pushfn", "function": "${ApiFunction}"}},
+		{name: "a queue's age", namespace: "AWS/SQS", metric: "ApproximateAgeOfOldestMessage", dims: map[string]string{"QueueName": "${Queue.QueueName}"}, want: true},
+		{name: "the dead-letter queue's age", namespace: "AWS/SQS", metric: "ApproximateAgeOfOldestMessage", dims: map[string]string{"QueueName": "${DeadLetterQueue.QueueName}"}},
+		{name: "unknown", namespace: "pushfn", metric: "Pushes", dims: deliver},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := tm.DashboardShows(tt.namespace, tt.metric, tt.dims)
+			if err != nil || got != tt.want {
+				t.Errorf("DashboardShows(%s, %s, %v) = %v, %v; want %v, nil", tt.namespace, tt.metric, tt.dims, got, err, tt.want)
+			}
+		})
+	}
+	text, _ := readRepoFiles(t)
+	broken, err := Parse([]byte(strings.Replace(text, `"start": "-PT3H",`, `"start": "-PT3H"`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := broken.DashboardShows("pushfn", "Deliveries", deliver); err == nil {
+		t.Error("DashboardShows read a dashboard whose body is not JSON")
+	}
+}
