@@ -34,7 +34,8 @@ import (
 //     service and function_name, and, as each is logged inside an invocation,
 //     function_request_id, xray_trace_id and cold_start;
 //   - cold_start is the same on every line of an invocation, true on each function's first
-//     line, and false on some invocations (a process's later ones).
+//     line, and false on some invocations (a process's later ones);
+//   - the relay run with LOG_LEVEL=LOUD stops at init, with an ERROR line naming LOG_LEVEL.
 func TestIntegrationLogsE2E(t *testing.T) {
 	t.Parallel()
 	s := startStack(t) // a stack of its own: its log holds this workload's lines only
@@ -112,7 +113,10 @@ func TestIntegrationLogsE2E(t *testing.T) {
 	// and one refused as invalid, logged with its reasons.
 	relayed := newTarget(t, s.key, http.StatusOK, 0, 0)
 	var relayLog strings.Builder
-	relayOut := s.invokeRelay(t, ctx, &relayLog, map[string]any{"target": map[string]any{"url": relayed.url(), "headers": headers}, "payload": payload})
+	relayOut, err := s.invokeRelay(t, ctx, &relayLog, map[string]any{"target": map[string]any{"url": relayed.url(), "headers": headers}, "payload": payload})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var resp struct {
 		Messages []status `json:"messages"`
 	}
@@ -122,13 +126,33 @@ func TestIntegrationLogsE2E(t *testing.T) {
 	if st := s.awaitFinal(t, ctx, resp.Messages[0].ID); st.Status != "delivered" {
 		t.Errorf("relayed message %s: %+v, want delivered", resp.Messages[0].ID, st)
 	}
-	s.invokeRelay(t, ctx, &relayLog, map[string]any{"target": map[string]any{"url": "ftp://hooks.example.com/" + payloadMarker, "headers": headers}, "payload": payload})
+	if _, err := s.invokeRelay(t, ctx, &relayLog, map[string]any{"target": map[string]any{"url": "ftp://hooks.example.com/" + payloadMarker, "headers": headers}, "payload": payload}); err != nil {
+		t.Fatal(err)
+	}
+	// A level that is not one stops the function at init, with a line naming the variable.
+	var initLog strings.Builder
+	if out, err := s.invokeRelay(t, ctx, &initLog, map[string]any{"target": map[string]any{"url": relayed.url(), "headers": headers}, "payload": payload}, "LOG_LEVEL=LOUD"); err == nil {
+		t.Errorf("the relay with LOG_LEVEL=LOUD answered %s, want a failure at init", out)
+	}
+	initFailed := false
+	for l := range strings.Lines(initLog.String()) {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) != nil || m[logging.FunctionNameKey] != "RelayFunction" {
+			continue
+		}
+		e, _ := m["error"].(string)
+		_, invoked := m[logging.RequestIDKey]
+		initFailed = initFailed || m[logging.LevelKey] == "ERROR" && m[logging.MessageKey] == "start" && strings.Contains(e, "LOG_LEVEL") && !invoked
+	}
+	if !initFailed {
+		t.Errorf("with LOG_LEVEL=LOUD, no ERROR line of the relay's init names LOG_LEVEL:\n%s", initLog.String())
+	}
 
 	stack := strings.Split(strings.TrimRight(s.logs.String(), "\n"), "\n")
 	relay := strings.Split(strings.TrimRight(relayLog.String(), "\n"), "\n")
 	for what, v := range planted {
 		escaped, _ := json.Marshal(v)
-		for _, l := range append(stack, relay...) {
+		for _, l := range slices.Concat(stack, relay, strings.Split(initLog.String(), "\n")) {
 			if strings.Contains(l, v) || strings.Contains(l, strings.Trim(string(escaped), `"`)) {
 				t.Errorf("a line holds %s: %s", what, l)
 			}
@@ -229,9 +253,9 @@ func checkFunctionLines(t *testing.T, lines []string, functions ...string) (byFu
 }
 
 // invokeRelay runs the relay function once with an EventBridge event whose detail is message,
-// through pushfn invoke, writing its stderr (the function's lines among pushfn invoke's own) to
-// log, and returns the function's response.
-func (s *e2eStack) invokeRelay(t *testing.T, ctx context.Context, log *strings.Builder, message map[string]any) []byte {
+// through pushfn invoke with env added to the stack's, writing its stderr (the function's lines
+// among pushfn invoke's own) to log, and returns the function's response.
+func (s *e2eStack) invokeRelay(t *testing.T, ctx context.Context, log *strings.Builder, message map[string]any, env ...string) ([]byte, error) {
 	t.Helper()
 	event, _ := json.Marshal(map[string]any{
 		"version": "0", "id": newUUID(), "detail-type": "OrderShipped", "source": "com.example.orders",
@@ -243,15 +267,15 @@ func (s *e2eStack) invokeRelay(t *testing.T, ctx context.Context, log *strings.B
 		t.Fatal(err)
 	}
 	cmd := exec.CommandContext(ctx, s.bin, "invoke", "RelayFunction", "-e", path, "--table", s.table, "--queue", s.queue, "--build-dir", filepath.Join(s.buildDir, "relay"))
-	cmd.Dir, cmd.Env = s.root, s.env
+	cmd.Dir, cmd.Env = s.root, append(slices.Clip(s.env), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	log.Write(stderr.Bytes())
 	if err != nil {
-		t.Fatalf("pushfn invoke RelayFunction: %v\nstdout: %s\nstderr: %s", err, out, tail(stderr.String(), 30))
+		return out, fmt.Errorf("pushfn invoke RelayFunction: %w\nstdout: %s\nstderr: %s", err, out, tail(stderr.String(), 30))
 	}
-	return out
+	return out, nil
 }
 
 // awaitLine waits for pushfn run's log to hold a JSON line for which match is true.
