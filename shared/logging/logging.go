@@ -47,22 +47,23 @@ const (
 // ErrLevel is the error ParseLevel returns for a name that is not a level.
 var ErrLevel = errors.New("must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL")
 
+// levels are Lambda's application log levels, most detailed first.
+var levels = []struct {
+	name  string
+	level slog.Level
+}{
+	{"TRACE", LevelTrace}, {"DEBUG", slog.LevelDebug}, {"INFO", slog.LevelInfo},
+	{"WARN", slog.LevelWarn}, {"ERROR", slog.LevelError}, {"FATAL", LevelFatal},
+}
+
 // ParseLevel reads a level as Lambda names them in AWS_LAMBDA_LOG_LEVEL (TRACE, DEBUG, INFO,
-// WARN, ERROR, FATAL), in any case.
+// WARN, ERROR, FATAL), in any case of ASCII letters.
 func ParseLevel(s string) (slog.Level, error) {
-	switch strings.ToUpper(strings.TrimSpace(s)) {
-	case "TRACE":
-		return LevelTrace, nil
-	case "DEBUG":
-		return slog.LevelDebug, nil
-	case "INFO":
-		return slog.LevelInfo, nil
-	case "WARN":
-		return slog.LevelWarn, nil
-	case "ERROR":
-		return slog.LevelError, nil
-	case "FATAL":
-		return LevelFatal, nil
+	s = strings.TrimSpace(s)
+	for _, l := range levels {
+		if strings.EqualFold(s, l.name) {
+			return l.level, nil
+		}
 	}
 	return 0, ErrLevel
 }

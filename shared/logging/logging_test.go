@@ -173,6 +173,7 @@ func TestParseLevel(t *testing.T) {
 		{"WARNING", 0, true},
 		{"", 0, true},
 		{"INFO+2", 0, true},
+		{"\u0131nfo", 0, true}, // a dotless i, which strings.ToUpper would make INFO
 	}
 	for _, tt := range tests {
 		got, err := logging.ParseLevel(tt.in)
@@ -183,6 +184,26 @@ func TestParseLevel(t *testing.T) {
 			t.Errorf("LevelName(ParseLevel(%q)) = %s", tt.in, logging.LevelName(got))
 		}
 	}
+}
+
+// FuzzParseLevel: a name is either refused with ErrLevel or read as the level a line then names
+// the same way.
+func FuzzParseLevel(f *testing.F) {
+	for _, s := range []string{"TRACE", "debug", " Warn", "WARNING", "FATAL\n", "", "\u0130NFO", "\u0131nfo"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		l, err := logging.ParseLevel(name)
+		if err != nil {
+			if !errors.Is(err, logging.ErrLevel) {
+				t.Errorf("ParseLevel(%q): %v, not ErrLevel", name, err)
+			}
+			return
+		}
+		if !strings.EqualFold(logging.LevelName(l), strings.TrimSpace(name)) {
+			t.Errorf("ParseLevel(%q) = %v, named %s", name, l, logging.LevelName(l))
+		}
+	})
 }
 
 func TestTraceID(t *testing.T) {
