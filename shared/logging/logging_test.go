@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -336,4 +337,25 @@ func ExampleNew() {
 	}
 	fmt.Println(line["level"], line["message"], line["message_id"], line["service"], line["function_name"], line["function_request_id"], line["cold_start"])
 	// Output: INFO delivery msg_1 pushfn DeliverFunction 8476a536 true
+}
+
+// BenchmarkDeliveryLine logs the deliver function's per-push line inside an invocation; the
+// plain slog JSON handler, writing the same record with slog's own keys and nothing added, is
+// the baseline.
+func BenchmarkDeliveryLine(b *testing.B) {
+	ctx := logging.WithColdStart(loggingtest.Traced(loggingtest.Invocation("8476a536-e9f4-11e8-9739-2dfe598c3fcd"), trace), false)
+	loggers := map[string]*slog.Logger{
+		"logging.New": logging.New(io.Discard, logging.Options{Function: "DeliverFunction"}),
+		"slog JSON":   slog.New(slog.NewJSONHandler(io.Discard, nil)).With("function_name", "DeliverFunction"),
+	}
+	for name, log := range loggers {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				log.LogAttrs(ctx, slog.LevelInfo, "delivery", slog.String("message_id", "msg_06h3af0dbv9egk3jqqt6dm36w8"),
+					slog.String("target_host", "hooks.example.com"), slog.String("endpoint_id", ""), slog.Int("attempt", 1),
+					slog.String("status", "delivered"), slog.Int("status_code", 200), slog.Int64("duration_ms", 38), slog.String("error", ""))
+			}
+		})
+	}
 }
