@@ -344,7 +344,7 @@ func TestIntegrationE2E(t *testing.T) {
 				var m map[string]any
 				if json.Unmarshal([]byte(l), &m) == nil {
 					lines = append(lines, m)
-					found = found || m["msg"] == "delivery" && m["message_id"] == accepted.ID
+					found = found || m["message"] == "delivery" && m["message_id"] == accepted.ID
 				}
 			}
 			select {
@@ -355,7 +355,7 @@ func TestIntegrationE2E(t *testing.T) {
 		}
 		seen, bad := map[string]int{}, map[string]int{}
 		for _, m := range lines {
-			fn := map[any]string{"request": "ApiFunction", "delivery": "DeliverFunction"}[m["msg"]]
+			fn := map[any]string{"request": "ApiFunction", "delivery": "DeliverFunction"}[m["message"]]
 			if fn == "" {
 				continue
 			}

@@ -340,10 +340,10 @@ func (fs *faultStack) unrecorded2xx() func(id string) bool {
 	ids := map[string]bool{}
 	for l := range strings.Lines(fs.logs.String()) {
 		var e struct {
-			Msg, Status string
-			MessageID   string `json:"message_id"`
+			Message, Status string
+			MessageID       string `json:"message_id"`
 		}
-		if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "recording the result failed" && e.Status == string(message.Delivered) {
+		if json.Unmarshal([]byte(l), &e) == nil && e.Message == "recording the result failed" && e.Status == string(message.Delivered) {
 			ids[e.MessageID] = true
 		}
 	}

@@ -18,7 +18,7 @@ import (
 
 func main() {
 	cfg, err := config.Load(os.Getenv, config.APIRequired...)
-	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
+	logger := logging.New(os.Stdout, logging.Options{Level: cfg.LogLevel, Function: lambdacontext.FunctionName, Service: cfg.ServiceName})
 	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
 	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
 	if err = errors.Join(err, awsErr); err != nil {
@@ -30,5 +30,5 @@ func main() {
 		logger.Error("start", "error", err.Error())
 		os.Exit(1)
 	}
-	lambda.Start(h.Handle)
+	lambda.Start(logging.ColdStart(h.Handle))
 }

@@ -23,7 +23,7 @@ var version = "dev" // set with -ldflags "-X main.version=..."
 func main() {
 	deliver.TuneGC(os.Getenv)
 	cfg, err := config.Load(os.Getenv, config.DeliverRequired...)
-	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
+	logger := logging.New(os.Stdout, logging.Options{Level: cfg.LogLevel, Function: lambdacontext.FunctionName, Service: cfg.ServiceName})
 	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
 	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
 	push.ReserveFDs(cfg.MaxConcurrency + push.FDMargin) // one connection per delivery in flight
@@ -34,5 +34,5 @@ func main() {
 		logger.Error("start", "error", err.Error())
 		os.Exit(1)
 	}
-	lambda.Start(h.Handle)
+	lambda.Start(logging.ColdStart(h.Handle))
 }

@@ -21,7 +21,7 @@ import (
 
 func main() {
 	cfg, err := config.Load(os.Getenv)
-	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
+	logger := logging.New(os.Stdout, logging.Options{Level: cfg.LogLevel, Function: lambdacontext.FunctionName, Service: cfg.ServiceName})
 	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
 	if err != nil {
 		logger.Error("start", "error", err)
@@ -35,5 +35,5 @@ func main() {
 	w := ingest.FromConfig(cfg, aws, logger)
 	h := &relay.Handler{Enqueuer: w.Enqueuer, Rules: w.Rules, Logger: logger,
 		Metrics: metrics.NewWriter(os.Stdout, cmp.Or(lambdacontext.FunctionName, "relay"))}
-	lambda.Start(h.Handle)
+	lambda.Start(logging.ColdStart(h.Handle))
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pushfn/pushfn/shared/logging"
 )
 
 // Config is every setting a function reads from its environment, parsed and validated.
@@ -31,6 +33,9 @@ type Config struct {
 	AllowPrivateTargets bool
 	AllowHTTPTargets    bool
 	LogLevel            slog.Level // LOG_LEVEL, or AWS_LAMBDA_LOG_LEVEL when Lambda sets it
+	// ServiceName is the service every log line names (POWERTOOLS_SERVICE_NAME, as Powertools
+	// for AWS Lambda reads it).
+	ServiceName string
 	// FunctionTimeout is the deliver function's own timeout, which Lambda shows a function only
 	// as each invocation's deadline; the template sets it from the function's Timeout so that a
 	// REQUEST_TIMEOUT no invocation can fit is refused at init. Zero: not known, not checked.
@@ -114,6 +119,7 @@ func Defaults() Config {
 		RecordTTL:       7 * 24 * time.Hour,
 		MaxPayloadBytes: 262_144,
 		LogLevel:        slog.LevelInfo,
+		ServiceName:     logging.DefaultService,
 		// As Svix: five days of failure, time to notice and fix a receiver before it is cut off.
 		EndpointDisableAfter: 5 * 24 * time.Hour,
 	}
@@ -152,7 +158,8 @@ var settings = []setting{
 	{name: "ALLOW_HTTP_TARGETS", required: false, parse: boolean(func(c *Config) *bool { return &c.AllowHTTPTargets })},
 	{name: "LOG_LEVEL", required: false, parse: parseLevel},
 	// After LOG_LEVEL, so it wins: Lambda sets it from the function's ApplicationLogLevel.
-	{name: "AWS_LAMBDA_LOG_LEVEL", required: false, parse: parseLambdaLevel},
+	{name: "AWS_LAMBDA_LOG_LEVEL", required: false, parse: parseLevel},
+	{name: "POWERTOOLS_SERVICE_NAME", required: false, parse: parseService},
 	{name: "FUNCTION_TIMEOUT", required: false, parse: durationIn(time.Second, 15*time.Minute, func(c *Config) *time.Duration { return &c.FunctionTimeout })},
 	{name: "MAX_RECEIVE_COUNT", required: false, parse: intIn(1, 1000, func(c *Config) *int { return &c.MaxReceiveCount })},
 	{name: EnvEndpointSecretsKey, required: false, parse: parseEndpointKey, secret: true},
@@ -246,27 +253,30 @@ func boolean(field func(*Config) *bool) func(*Config, string) error {
 	}
 }
 
+// parseLevel reads a log level as Lambda names them (TRACE, DEBUG, INFO, WARN, ERROR or FATAL),
+// in any case, so the level an operator sets in a function's logging configuration is the one
+// the code logs at.
 func parseLevel(c *Config, v string) error {
-	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-		return errors.New("must be debug, info, warn or error")
+	l, err := logging.ParseLevel(v)
+	if err != nil {
+		return err
 	}
+	c.LogLevel = l
 	return nil
 }
 
-// parseLambdaLevel reads a Lambda application log level (TRACE, DEBUG, INFO, WARN, ERROR or
-// FATAL), so the level an operator sets in the function's logging configuration is the one the
-// code logs at. TRACE and FATAL, which slog lacks, lie beyond DEBUG and ERROR.
-func parseLambdaLevel(c *Config, v string) error {
-	switch strings.ToUpper(v) {
-	case "TRACE":
-		c.LogLevel = slog.LevelDebug - 4
-	case "FATAL":
-		c.LogLevel = slog.LevelError + 4
-	case "DEBUG", "INFO", "WARN", "ERROR":
-		return c.LogLevel.UnmarshalText([]byte(v))
-	default:
-		return errors.New("must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL")
+// parseService reads the name of the service log lines name: at most 128 printable ASCII
+// characters.
+func parseService(c *Config, v string) error {
+	if len(v) > 128 {
+		return errors.New("is longer than 128 characters")
 	}
+	for _, r := range v {
+		if r < ' ' || r > '~' {
+			return fmt.Errorf("has %q: a service name has only printable ASCII characters", r)
+		}
+	}
+	c.ServiceName = v
 	return nil
 }
 

@@ -28,7 +28,7 @@ func TestLoadDefaults(t *testing.T) {
 		c.MaxAttempts != 10 || c.RetryBaseDelay != 10*time.Second || c.RetryMaxDelay != time.Hour ||
 		c.RecordTTL != 168*time.Hour || c.MaxPayloadBytes != 262144 || c.LogLevel != slog.LevelInfo ||
 		c.AllowHTTPTargets || c.AllowPrivateTargets || c.SigningSecrets != nil || c.EndpointDisableAfter != 120*time.Hour ||
-		c.EventBusName != "" {
+		c.EventBusName != "" || c.ServiceName != "pushfn" {
 		t.Fatalf("defaults: got %+v", c)
 	}
 	if c.QueueURL != want.QueueURL || c.TableName != want.TableName {
@@ -47,6 +47,7 @@ func TestLoadParses(t *testing.T) {
 	m["ALLOW_PRIVATE_TARGETS"] = "true"
 	m["LOG_LEVEL"] = "debug"
 	m["EVENT_BUS_NAME"] = "ops/pushfn-events_1.a"
+	m["POWERTOOLS_SERVICE_NAME"] = "orders-webhooks"
 	c, err := Load(env(m))
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func TestLoadParses(t *testing.T) {
 	}
 	if c.MaxConcurrency != 1000 || c.RequestTimeout != 2500*time.Millisecond || c.RetryBaseDelay != time.Second ||
 		c.RetryMaxDelay != time.Minute || len(c.SigningSecrets) != 2 || string(c.SigningSecrets[1]) != "second" ||
-		!c.AllowPrivateTargets || c.LogLevel != slog.LevelDebug {
+		!c.AllowPrivateTargets || c.LogLevel != slog.LevelDebug || c.ServiceName != "orders-webhooks" {
 		t.Fatalf("got %+v", c)
 	}
 }
@@ -104,6 +105,9 @@ func TestLoadRefuses(t *testing.T) {
 		{"bool", "ALLOW_HTTP_TARGETS", "maybe"},
 		{"level", "LOG_LEVEL", "loud"},
 		{"lambda level", "AWS_LAMBDA_LOG_LEVEL", "loud"},
+		{"python's level name", "AWS_LAMBDA_LOG_LEVEL", "WARNING"},
+		{"service with a newline", "POWERTOOLS_SERVICE_NAME", "orders\nlevel=ERROR"},
+		{"service too long", "POWERTOOLS_SERVICE_NAME", strings.Repeat("s", 129)},
 		{"endpoint key too short", "ENDPOINT_SECRETS_KEY", strings.Repeat("k", 31)},
 		{"negative disable after", "ENDPOINT_DISABLE_AFTER", "-1h"},
 		{"disable after not a duration", "ENDPOINT_DISABLE_AFTER", "5 days"},
@@ -179,11 +183,11 @@ func TestLoadNeverEchoesSecrets(t *testing.T) {
 
 func TestNamesCoversEveryVariable(t *testing.T) {
 	t.Parallel()
-	// The 16 settings an operator sets, the 2 the template derives, the level Lambda sets
-	// from the function's logging configuration, and the endpoint secrets key the template
-	// generates.
-	if got := len(Names()); got != 20 {
-		t.Fatalf("Names() has %d variables, want 20", got)
+	// The 17 settings an operator sets (POWERTOOLS_SERVICE_NAME among them), the 2 the
+	// template derives, the level Lambda sets from the function's logging configuration, and
+	// the endpoint secrets key the template generates.
+	if got := len(Names()); got != 21 {
+		t.Fatalf("Names() has %d variables, want 21", got)
 	}
 }
 
@@ -233,6 +237,8 @@ func TestLambdaLogLevelWins(t *testing.T) {
 		{"error", "DEBUG", slog.LevelDebug},
 		{"info", "TRACE", slog.LevelDebug - 4},
 		{"info", "FATAL", slog.LevelError + 4},
+		{"TRACE", "", slog.LevelDebug - 4},
+		{"warn", "info", slog.LevelInfo},
 	}
 	for _, tt := range tests {
 		m := base()

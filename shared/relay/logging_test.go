@@ -20,7 +20,7 @@ func TestEveryLogLineCarriesTheRequestID(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	var buf bytes.Buffer
-	log := logging.New(&buf, slog.LevelDebug, "RelayFunction")
+	log := logging.New(&buf, logging.Options{Level: slog.LevelDebug, Function: "RelayFunction"})
 	b.h.Logger, b.h.Enqueuer.Logger = log, log
 	b.prod.Fail = func(env message.Envelope) bool { return strings.HasSuffix(env.Target.URL, "/fail") }
 
@@ -38,7 +38,7 @@ func TestEveryLogLineCarriesTheRequestID(t *testing.T) {
 	lines := loggingtest.Lines(t, buf.String())
 	queueWarned := false
 	for _, m := range lines {
-		queueWarned = queueWarned || m["msg"] == "queue message"
+		queueWarned = queueWarned || m[logging.MessageKey] == "queue message"
 		if id, _ := m[logging.RequestIDKey].(string); !strings.HasPrefix(id, "req-") || m[logging.FunctionNameKey] != "RelayFunction" {
 			t.Errorf("line without the invocation or the function: %v", m)
 		}

@@ -57,7 +57,7 @@ func TestLoad(t *testing.T) {
 	if deliver.Timeout != 120*time.Second || deliver.MemoryMB != 1024 || deliver.LogFormat != "JSON" {
 		t.Errorf("DeliverFunction: timeout %s, memory %d, log format %q", deliver.Timeout, deliver.MemoryMB, deliver.LogFormat)
 	}
-	if deliver.Env["MAX_ATTEMPTS"] != "10" || deliver.Env["REQUEST_TIMEOUT"] != "10s" || deliver.Env["LOG_LEVEL"] != "info" {
+	if deliver.Env["MAX_ATTEMPTS"] != "10" || deliver.Env["REQUEST_TIMEOUT"] != "10s" || deliver.Env["LOG_LEVEL"] != "INFO" {
 		t.Errorf("DeliverFunction env defaults: %v", deliver.Env)
 	}
 	if deliver.Refs["QUEUE_URL"] != "Queue" || deliver.Refs["TABLE_NAME"] != "Table" {

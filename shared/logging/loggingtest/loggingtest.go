@@ -18,6 +18,13 @@ func Invocation(id string) context.Context {
 	return lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: id})
 }
 
+// Traced returns ctx holding an X-Ray trace header as aws-lambda-go stores the invocation's
+// Lambda-Runtime-Trace-Id.
+func Traced(ctx context.Context, header string) context.Context {
+	//lint:ignore SA1029 the key aws-lambda-go uses, which the logger reads
+	return context.WithValue(ctx, "x-amzn-trace-id", header) //nolint:staticcheck
+}
+
 // Lines decodes every line of out as a JSON object, failing t on a line that is not one.
 func Lines(t testing.TB, out string) []map[string]any {
 	t.Helper()
