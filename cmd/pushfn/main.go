@@ -36,6 +36,9 @@ var commands = []command{
 	}},
 	{"receiver", "a loopback push receiver that prints, verifies and counts pushes", receiverCmd},
 	{"redrive", "move the dead-letter queue's messages back to the delivery queue (a deployed stack or a local run)", redriveCmd},
+	{"cost", "run a workload through the local stack and print its cost in AWS per million pushes", func(ctx context.Context, args []string) error {
+		return costCommand(ctx, args, os.Stdout, os.Stderr)
+	}},
 	{"bench", "bench deliver|pool: time the deliver handler, or a plain Go worker pool, on one synthetic batch", benchCmd},
 }
 
