@@ -22,7 +22,7 @@ func main() {
 	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
 	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
 	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
-	aws.APIOptions = append(aws.APIOptions, awscount.Middleware) // AWSRequests in the metrics
+	aws.APIOptions = append(aws.APIOptions, awscount.Middleware)
 	if err = errors.Join(err, awsErr); err != nil {
 		logger.Error("start", "error", err.Error())
 		os.Exit(1)

@@ -27,7 +27,7 @@ func main() {
 	logger := logging.New(os.Stdout, cfg.LogLevel, lambdacontext.FunctionName)
 	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
 	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
-	aws.APIOptions = append(aws.APIOptions, awscount.Middleware) // AWSRequests in the metrics
+	aws.APIOptions = append(aws.APIOptions, awscount.Middleware)
 	push.ReserveFDs(cfg.MaxConcurrency + push.FDMargin) // one connection per delivery in flight
 	sender := push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, MaxIdleConns: cfg.MaxConcurrency,
 		AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version})

@@ -33,7 +33,7 @@ func main() {
 		logger.Error("load AWS configuration", "error", err)
 		os.Exit(1)
 	}
-	aws.APIOptions = append(aws.APIOptions, awscount.Middleware) // AWSRequests in the metrics
+	aws.APIOptions = append(aws.APIOptions, awscount.Middleware)
 	w := ingest.FromConfig(cfg, aws, logger)
 	h := &relay.Handler{Enqueuer: w.Enqueuer, Rules: w.Rules, Logger: logger,
 		Metrics: metrics.NewWriter(os.Stdout, cmp.Or(lambdacontext.FunctionName, "relay"))}
