@@ -37,6 +37,7 @@ import (
 	"github.com/pushfn/pushfn/shared/message"
 	"github.com/pushfn/pushfn/shared/metrics"
 	"github.com/pushfn/pushfn/shared/queue"
+	"github.com/pushfn/pushfn/shared/store"
 )
 
 const costUsage = `usage: pushfn cost [--messages 10000] [--retry-share 0.05] [--payload-bytes 256]
@@ -221,6 +222,9 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 	for _, caller := range append(slices.Clone(costFunctions), esmCaller) {
 		proxies[caller] = map[string]*awsproxy.Proxy{}
 		for service, up := range upstream {
+			if caller == esmCaller && service != "SQS" {
+				continue // the event source mapping calls SQS only
+			}
 			p, err := awsproxy.Start(service, up)
 			if err != nil {
 				return nil, err
@@ -335,9 +339,12 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 			maps.Copy(m.served[caller], p.Counts())
 		}
 	}
+	// An item in a global secondary index (all attributes projected) is written and stored
+	// again in each index it is in.
+	copies := 1 + items.meanIndexes
 	m.usage = cost.Usage{
 		Pushes: items.statuses[message.Delivered], Elapsed: elapsed, APIRequests: apiRequests,
-		Functions: bills.list(), ItemBytes: items.meanBytes, Retention: config.Defaults().RecordTTL,
+		Functions: bills.list(), ItemBytes: items.meanBytes * copies, Retention: config.Defaults().RecordTTL,
 	}
 	for _, ops := range m.served {
 		for op, c := range ops {
@@ -348,7 +355,7 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 			case "EventBridge":
 				m.usage.EventBridgeEvents += c.Chunks64K // PutEvents of at most one event, as the functions batch them
 			case "DynamoDB":
-				m.usage.WriteUnits += float64(c.Requests) * writeUnits(name, items.meanBytes)
+				m.usage.WriteUnits += float64(c.Requests) * writeUnits(name, items.meanBytes) * copies
 				m.usage.ReadUnits += float64(c.Requests) * readUnits(name)
 			}
 		}
@@ -484,14 +491,16 @@ func str(s message.Status) dbtypes.AttributeValue {
 
 // records is what the table held at the end.
 type records struct {
-	statuses  map[message.Status]int
-	meanBytes float64 // per item, with DynamoDB's 100 bytes of overhead
+	statuses    map[message.Status]int
+	meanBytes   float64 // per item, with DynamoDB's 100 bytes of overhead
+	meanIndexes float64 // the global secondary indexes an item is in, on average
 }
 
-// scanRecords reads every record of table: their states and mean size as DynamoDB bills it.
+// scanRecords reads every record of table: their states, their mean size as DynamoDB bills it,
+// and how many indexes they are in.
 func scanRecords(ctx context.Context, ddb *dynamodb.Client, table string) (records, error) {
 	r := records{statuses: map[message.Status]int{}}
-	total, n := 0, 0
+	total, n, indexed := 0, 0, 0
 	for p := dynamodb.NewScanPaginator(ddb, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)}); p.HasMorePages(); {
 		out, err := p.NextPage(ctx)
 		if err != nil {
@@ -503,10 +512,15 @@ func scanRecords(ctx context.Context, ddb *dynamodb.Client, table string) (recor
 			}
 			total += cost.ItemSize(item) + cost.ItemOverhead
 			n++
+			for _, ix := range store.Indexes() {
+				if item[ix.PartitionKey] != nil && item[ix.SortKey] != nil {
+					indexed++
+				}
+			}
 		}
 	}
 	if n > 0 {
-		r.meanBytes = float64(total) / float64(n)
+		r.meanBytes, r.meanIndexes = float64(total)/float64(n), float64(indexed)/float64(n)
 	}
 	return r, nil
 }

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pushfn/pushfn/shared/local/awsproxy"
 	"github.com/pushfn/pushfn/shared/local/awstest"
 	"github.com/pushfn/pushfn/shared/message"
 )
@@ -188,4 +191,74 @@ func FuzzCostFlags(f *testing.F) {
 			t.Errorf("accepted %+v", o)
 		}
 	})
+}
+
+// The functions' output is counted line by line whatever the pieces it comes in: only EMF
+// documents with AWSRequests count, each under its function and operation.
+func TestEMFCounter(t *testing.T) {
+	t.Parallel()
+	doc := func(fn, op string, n int) string {
+		return `{"AWSRequests":` + strconv.Itoa(n) + `,"_aws":{"CloudWatchMetrics":[{"Namespace":"pushfn","Dimensions":[["service","function","operation"]],"Metrics":[{"Name":"AWSRequests","Unit":"Count"}]}],"Timestamp":1},"function":"` + fn + `","operation":"` + op + `","service":"pushfn"}` + "\n"
+	}
+	out := doc("ApiFunction", "DynamoDB.PutItem", 2) +
+		`{"level":"INFO","msg":"request","AWSRequests":5}` + "\n" + // a log line, not a document
+		doc("DeliverFunction", "DynamoDB.UpdateItem", 3) +
+		`{"Deliveries":1,"_aws":{},"function":"DeliverFunction","outcome":"delivered"}` + "\n" +
+		doc("ApiFunction", "DynamoDB.PutItem", 1) +
+		"not json AWSRequests\n" +
+		doc("ApiFunction", "SQS.SendMessageBatch", 1)
+	for _, size := range []int{1, 7, 64, len(out)} {
+		var log bytes.Buffer
+		e := &emfCounter{w: &log, counts: map[string]map[string]int{}}
+		for rest := out; rest != ""; {
+			n := min(size, len(rest))
+			if _, err := e.Write([]byte(rest[:n])); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[n:]
+		}
+		want := map[string]map[string]int{
+			"ApiFunction":     {"DynamoDB.PutItem": 3, "SQS.SendMessageBatch": 1},
+			"DeliverFunction": {"DynamoDB.UpdateItem": 3},
+		}
+		got := e.snapshot()
+		if len(got) != len(want) || !maps.Equal(got["ApiFunction"], want["ApiFunction"]) || !maps.Equal(got["DeliverFunction"], want["DeliverFunction"]) {
+			t.Errorf("written in pieces of %d: %v, want %v", size, got, want)
+		}
+		if log.String() != out {
+			t.Errorf("written in pieces of %d: the log differs from the output", size)
+		}
+	}
+}
+
+func FuzzEMFCounter(f *testing.F) {
+	f.Add([]byte(`{"AWSRequests":2,"_aws":{},"function":"f","operation":"SQS.SendMessage"}` + "\n"))
+	f.Add([]byte("{\"AWSRequests\":-1,\"_aws\":{}}\n\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		var log bytes.Buffer
+		e := &emfCounter{w: &log, counts: map[string]map[string]int{}}
+		if n, err := e.Write(out); n != len(out) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+		if !bytes.Equal(log.Bytes(), out) {
+			t.Error("the log differs from the output")
+		}
+	})
+}
+
+// mismatches names every function and operation whose counts differ, and nothing else.
+func TestMismatches(t *testing.T) {
+	t.Parallel()
+	m := &measurement{
+		reported: map[string]map[string]int{"ApiFunction": {"DynamoDB.PutItem": 3, "SQS.SendMessageBatch": 1}, deliverFunction: {"DynamoDB.UpdateItem": 2}},
+		served: map[string]map[string]awsproxy.Count{
+			"ApiFunction":   {"DynamoDB.PutItem": {Requests: 3}, "SQS.SendMessageBatch": {Requests: 2}},
+			deliverFunction: {"DynamoDB.UpdateItem": {Requests: 2}, "SQS.ChangeMessageVisibilityBatch": {Requests: 1}},
+			esmCaller:       {"SQS.ReceiveMessage": {Requests: 9}},
+		},
+	}
+	want := []string{"ApiFunction SQS.SendMessageBatch: reported 1, served 2", "DeliverFunction SQS.ChangeMessageVisibilityBatch: reported 0, served 1"}
+	if got := m.mismatches(); !slices.Equal(got, want) {
+		t.Errorf("mismatches %q, want %q", got, want)
+	}
 }
