@@ -33,8 +33,8 @@ type Prices struct {
 	RCUHour          float64 // DynamoDB provisioned, per read capacity unit-hour
 	StorageGBMonth   float64 // DynamoDB Standard table class, per GB-month
 
-	SNSHTTP                 float64 // Amazon SNS: a publish and its HTTP delivery, per message
-	EventBridgeAPIDestinate float64 // EventBridge: an event put and its API destination invocation
+	SNSHTTP                   float64 // Amazon SNS: a publish and its HTTP delivery, per message
+	EventBridgeAPIDestination float64 // EventBridge: an event put and its API destination invocation
 }
 
 // USEast1 is the price table pushfn cost uses: us-east-1, arm64, Standard table class.
@@ -54,8 +54,8 @@ var USEast1 = Prices{
 	RCUHour:          0.00013,
 	StorageGBMonth:   0.25,
 
-	SNSHTTP:                 (0.50 + 0.60) / 1e6,
-	EventBridgeAPIDestinate: (1.00 + 0.20) / 1e6,
+	SNSHTTP:                   (0.50 + 0.60) / 1e6,
+	EventBridgeAPIDestination: (1.00 + 0.20) / 1e6,
 }
 
 // Function is what one function used during the workload.
@@ -246,7 +246,7 @@ func Print(w io.Writer, e Estimate, p Prices) {
 	}
 	fmt.Fprintf(w, "  %-33s %-28s %12.4f %12.4f\n", "total", "", e.OnDemand, e.Provisioned)
 	fmt.Fprintf(w, "  %-33s %-28s %12.4f\n", "Amazon SNS HTTP delivery", "publish + HTTP delivery", p.SNSHTTP*1e6)
-	fmt.Fprintf(w, "  %-33s %-28s %12.4f\n", "EventBridge API destinations", "event + invocation", p.EventBridgeAPIDestinate*1e6)
+	fmt.Fprintf(w, "  %-33s %-28s %12.4f\n", "EventBridge API destinations", "event + invocation", p.EventBridgeAPIDestination*1e6)
 	fmt.Fprintf(w, "provisioned: capacity sized to this run's rate (%.0f pushes/s: %.1f WCU, %.1f RCU) at %.0f %% utilisation;\n",
 		e.Rate, e.WCU, e.RCU, 100*e.Utilisation)
 	fmt.Fprintln(w, "a steady load at any rate costs the same per push; idle hours and the 1-unit minimum add to it.")

@@ -17,7 +17,7 @@ import (
 var prices = cost.Prices{
 	LambdaGBSecond: 0.00001, LambdaRequest: 0.2 / 1e6, HTTPAPIRequest: 1 / 1e6, SQSRequest: 0.4 / 1e6,
 	EventBridgeEvent: 1 / 1e6, WriteRequestUnit: 0.5 / 1e6, ReadRequestUnit: 0.25 / 1e6,
-	WCUHour: 0.0036, RCUHour: 0.00072, StorageGBMonth: 0.25, SNSHTTP: 1.1 / 1e6, EventBridgeAPIDestinate: 1.2 / 1e6,
+	WCUHour: 0.0036, RCUHour: 0.00072, StorageGBMonth: 0.25, SNSHTTP: 1.1 / 1e6, EventBridgeAPIDestination: 1.2 / 1e6,
 }
 
 func TestCompute(t *testing.T) {
@@ -149,7 +149,7 @@ func TestUSEast1IsComplete(t *testing.T) {
 	for name, v := range map[string]float64{"LambdaGBSecond": p.LambdaGBSecond, "LambdaRequest": p.LambdaRequest,
 		"HTTPAPIRequest": p.HTTPAPIRequest, "SQSRequest": p.SQSRequest, "EventBridgeEvent": p.EventBridgeEvent,
 		"WriteRequestUnit": p.WriteRequestUnit, "ReadRequestUnit": p.ReadRequestUnit, "WCUHour": p.WCUHour,
-		"RCUHour": p.RCUHour, "StorageGBMonth": p.StorageGBMonth, "SNSHTTP": p.SNSHTTP, "EventBridgeAPIDestinate": p.EventBridgeAPIDestinate} {
+		"RCUHour": p.RCUHour, "StorageGBMonth": p.StorageGBMonth, "SNSHTTP": p.SNSHTTP, "EventBridgeAPIDestination": p.EventBridgeAPIDestination} {
 		if v <= 0 {
 			t.Errorf("%s is %v", name, v)
 		}
