@@ -79,8 +79,9 @@ type Invoked struct {
 	MemoryMB  int           // the memory size billed
 }
 
-// Billed returns the duration Lambda bills for the invoke: its init (billed since August 2025)
-// and its duration, rounded up to the millisecond.
+// Billed returns the duration Lambda bills for the invoke: its init (billed for an OS-only
+// runtime such as provided.al2023, and for every runtime since August 2025) and its duration,
+// rounded up to the millisecond.
 func (i Invoked) Billed() time.Duration {
 	return (i.Init + i.Duration + time.Millisecond - 1).Truncate(time.Millisecond)
 }
