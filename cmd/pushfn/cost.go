@@ -339,28 +339,34 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 			maps.Copy(m.served[caller], p.Counts())
 		}
 	}
+	m.usage = usageOf(m.served, items, bills.list(), bus.Total())
+	m.usage.Elapsed, m.usage.APIRequests = elapsed, apiRequests
+	return m, nil
+}
+
+// usageOf is what the requests served, the records left in the table, the functions' bills and the
+// events put on the bus add up to.
+func usageOf(served map[string]map[string]awsproxy.Count, items records, functions []cost.Function, events int) cost.Usage {
 	// An item in a global secondary index (all attributes projected) is written and stored
 	// again in each index it is in.
 	copies := 1 + items.meanIndexes
-	m.usage = cost.Usage{
-		Pushes: items.statuses[message.Delivered], Elapsed: elapsed, APIRequests: apiRequests,
-		Functions: bills.list(), ItemBytes: items.meanBytes * copies, Retention: config.Defaults().RecordTTL,
+	u := cost.Usage{
+		Pushes: items.statuses[message.Delivered], Functions: functions, EventBridgeEvents: events,
+		ItemBytes: items.meanBytes * copies, Retention: config.Defaults().RecordTTL,
 	}
-	for _, ops := range m.served {
+	for _, ops := range served {
 		for op, c := range ops {
 			service, name, _ := strings.Cut(op, ".")
 			switch service {
 			case "SQS":
-				m.usage.SQSRequests += c.Chunks64K
-			case "EventBridge":
-				m.usage.EventBridgeEvents += c.Chunks64K // PutEvents of at most one event, as the functions batch them
+				u.SQSRequests += c.Chunks64K
 			case "DynamoDB":
-				m.usage.WriteUnits += float64(c.Requests) * writeUnits(name, items.meanBytes) * copies
-				m.usage.ReadUnits += float64(c.Requests) * readUnits(name)
+				u.WriteUnits += float64(c.Requests) * writeUnits(name, items.meanBytes) * copies
+				u.ReadUnits += float64(c.Requests) * readUnits(name)
 			}
 		}
 	}
-	return m, nil
+	return u
 }
 
 // writeUnits is the write request units one call of the DynamoDB operation op consumes on items

@@ -262,3 +262,29 @@ func TestMismatches(t *testing.T) {
 		t.Errorf("mismatches %q, want %q", got, want)
 	}
 }
+
+// The requests served become billed units: SQS by 64 KiB chunk, DynamoDB writes by KB of item
+// and once more per index an item is in, reads one each; the bus's events and the records'
+// bytes pass through.
+func TestUsageOf(t *testing.T) {
+	t.Parallel()
+	served := map[string]map[string]awsproxy.Count{
+		"ApiFunction":   {"DynamoDB.PutItem": {Requests: 10}, "SQS.SendMessageBatch": {Requests: 1, Chunks64K: 2}, "DynamoDB.GetItem": {Requests: 3}},
+		deliverFunction: {"DynamoDB.UpdateItem": {Requests: 20}, "DynamoDB.Query": {Requests: 1}},
+		esmCaller:       {"SQS.ReceiveMessage": {Requests: 4, Chunks64K: 4}},
+	}
+	for _, tc := range []struct {
+		name          string
+		items         records
+		writes, bytes float64
+	}{
+		{"small items in no index", records{statuses: map[message.Status]int{message.Delivered: 10}, meanBytes: 500}, 30, 500},
+		{"items of 1.5 KB", records{statuses: map[message.Status]int{message.Delivered: 10}, meanBytes: 1536}, 60, 1536},
+		{"half the items in an index", records{statuses: map[message.Status]int{message.Delivered: 10}, meanBytes: 500, meanIndexes: 0.5}, 45, 750},
+	} {
+		u := usageOf(served, tc.items, nil, 7)
+		if u.Pushes != 10 || u.SQSRequests != 6 || u.EventBridgeEvents != 7 || u.ReadUnits != 4 || u.WriteUnits != tc.writes || u.ItemBytes != tc.bytes {
+			t.Errorf("%s: %+v; want 10 pushes, 6 SQS requests, 7 events, 4 read units, %v write units, %v bytes", tc.name, u, tc.writes, tc.bytes)
+		}
+	}
+}
