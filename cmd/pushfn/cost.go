@@ -210,27 +210,10 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 	defer bus.close()
 
 	// Each caller reaches each emulator through a counting proxy of its own.
-	upstream := map[string]string{"SQS": os.Getenv("AWS_ENDPOINT_URL_SQS"), "DynamoDB": os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"), "EventBridge": bus.url}
-	proxies := map[string]map[string]*awsproxy.Proxy{}
-	defer func() {
-		for _, ps := range proxies {
-			for _, p := range ps {
-				_ = p.Close()
-			}
-		}
-	}()
-	for _, caller := range append(slices.Clone(costFunctions), esmCaller) {
-		proxies[caller] = map[string]*awsproxy.Proxy{}
-		for service, up := range upstream {
-			if caller == esmCaller && service != "SQS" {
-				continue // the event source mapping calls SQS only
-			}
-			p, err := awsproxy.Start(service, up)
-			if err != nil {
-				return nil, err
-			}
-			proxies[caller][service] = p
-		}
+	proxies, err := startProxies(map[string]string{"SQS": os.Getenv("AWS_ENDPOINT_URL_SQS"), "DynamoDB": os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"), "EventBridge": bus.url})
+	defer closeProxies(proxies)
+	if err != nil {
+		return nil, err
 	}
 
 	if o.logPath == "" {
@@ -279,17 +262,11 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 	go func() { _ = api.Serve(apiLn) }()
 	defer api.Close()
 
-	rcvLn, err := net.Listen("tcp", "127.0.0.1:0")
+	target, ok, flaky, err := startTargets()
 	if err != nil {
 		return nil, err
 	}
-	ok, flaky := &receiver.Receiver{}, &receiver.Receiver{FailFirst: 1, FailStatus: http.StatusServiceUnavailable}
-	mux := http.NewServeMux()
-	mux.Handle("/ok", ok)
-	mux.Handle("/flaky", flaky)
-	rcv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = rcv.Serve(rcvLn) }()
-	defer rcv.Close()
+	defer target.Close()
 
 	esmSQS := sqs.NewFromConfig(backends.cfg, func(so *sqs.Options) { so.BaseEndpoint = aws.String(proxies[esmCaller]["SQS"].URL()) })
 	mapper, err := esm.New(esmSQS, pools[deliverFunction], esm.Config{
@@ -305,7 +282,7 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 	go func() { mapped <- mapper.Run(polling) }()
 
 	ddb := dynamodb.NewFromConfig(backends.cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
-	w := workload{opts: o, api: "http://" + apiLn.Addr().String(), target: "http://" + rcvLn.Addr().String()}
+	w := workload{opts: o, api: "http://" + apiLn.Addr().String(), target: "http://" + target.Addr().String()}
 	fmt.Fprintf(stderr, "pushfn cost: pushing %d messages\n", o.messages)
 	start := time.Now()
 	apiRequests, retried, err := w.post(ctx)
@@ -342,6 +319,51 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 	m.usage = usageOf(m.served, items, bills.list(), bus.Total())
 	m.usage.Elapsed, m.usage.APIRequests = elapsed, apiRequests
 	return m, nil
+}
+
+// startProxies starts a counting proxy to each upstream (service: endpoint URL) for each
+// function, and one to SQS for the event source mapping: caller → service → proxy. On an error,
+// the proxies started are returned for closeProxies.
+func startProxies(upstream map[string]string) (map[string]map[string]*awsproxy.Proxy, error) {
+	proxies := map[string]map[string]*awsproxy.Proxy{}
+	for _, caller := range append(slices.Clone(costFunctions), esmCaller) {
+		proxies[caller] = map[string]*awsproxy.Proxy{}
+		for service, up := range upstream {
+			if caller == esmCaller && service != "SQS" {
+				continue // the event source mapping calls SQS only
+			}
+			p, err := awsproxy.Start(service, up)
+			if err != nil {
+				return proxies, err
+			}
+			proxies[caller][service] = p
+		}
+	}
+	return proxies, nil
+}
+
+func closeProxies(proxies map[string]map[string]*awsproxy.Proxy) {
+	for _, ps := range proxies {
+		for _, p := range ps {
+			_ = p.Close()
+		}
+	}
+}
+
+// startTargets serves the workload's receivers on a loopback port: /ok answers 200, /flaky 503
+// to the first push of each message, then 200.
+func startTargets() (ln net.Listener, ok, flaky *receiver.Receiver, _ error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("serve the receiver: %w", err)
+	}
+	ok, flaky = &receiver.Receiver{}, &receiver.Receiver{FailFirst: 1, FailStatus: http.StatusServiceUnavailable}
+	mux := http.NewServeMux()
+	mux.Handle("/ok", ok)
+	mux.Handle("/flaky", flaky)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }() // Serve ends when ln is closed
+	return ln, ok, flaky, nil
 }
 
 // usageOf is what the requests served, the records left in the table, the functions' bills and the
