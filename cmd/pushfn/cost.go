@@ -220,7 +220,7 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 		o.logPath = filepath.Join(root, stateDir, "cost.log")
 	}
 	if err := os.MkdirAll(filepath.Dir(o.logPath), 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the functions' log: %w", err)
 	}
 	logFile, err := os.Create(o.logPath)
 	if err != nil {
@@ -256,7 +256,7 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 	}
 	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("serve the API: %w", err)
 	}
 	api := &http.Server{Handler: apigw.New(pools["ApiFunction"], routes, apigw.WithLogger(log)), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = api.Serve(apiLn) }()
@@ -274,7 +274,7 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 		Concurrency: mapping.Concurrency, ReportBatchItemFailures: true, Logger: log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the event source mapping: %w", err)
 	}
 	polling, stopPolling := context.WithCancel(ctx)
 	defer stopPolling()
@@ -300,7 +300,7 @@ func measure(ctx context.Context, o costOptions, stderr io.Writer) (*measurement
 	// every document they wrote is in, and nothing more is sent to the emulators.
 	stopPolling()
 	if err := <-mapped; err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the event source mapping: %w", err)
 	}
 	closePools()
 
