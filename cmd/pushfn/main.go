@@ -3,8 +3,8 @@
 // (the api function behind a local HTTP API, the deliver function fed from the queue), invokes a
 // function binary once with an event as sam local invoke would, serves a loopback push receiver,
 // moves the dead-letter queue's messages back to the delivery queue (locally or in a deployed
-// stack), and benchmarks the deliver handler and a plain Go worker pool on one batch. It is never
-// deployed.
+// stack), benchmarks the deliver handler and a plain Go worker pool on one batch, and prices a
+// workload run through the local stack in AWS per million pushes. It is never deployed.
 package main
 
 import (
@@ -36,6 +36,9 @@ var commands = []command{
 	}},
 	{"receiver", "a loopback push receiver that prints, verifies and counts pushes", receiverCmd},
 	{"redrive", "move the dead-letter queue's messages back to the delivery queue (a deployed stack or a local run)", redriveCmd},
+	{"cost", "run a workload through the local stack and print its cost in AWS per million pushes", func(ctx context.Context, args []string) error {
+		return costCommand(ctx, args, os.Stdout, os.Stderr)
+	}},
 	{"bench", "bench deliver|pool: time the deliver handler, or a plain Go worker pool, on one synthetic batch", benchCmd},
 }
 

@@ -252,6 +252,7 @@ var readmeRunners = []readmeRunner{
 	{prefix: `eval "$(go run ./cmd/pushfn emulators env)"`, by: "TestIntegrationReadmeEmulators"},
 	{prefix: "go run ./cmd/pushfn setup", by: "TestIntegrationReadmeEmulators"},
 	{prefix: "make emulators-down", by: "TestIntegrationReadmeEmulators", recipe: "$(GO) run ./cmd/pushfn emulators down"},
+	{prefix: "go run ./cmd/pushfn cost", section: "Cost", by: "TestIntegrationCostReadme", why: "runs the command's measurement with its flags, scaled down to 300 messages, and checks its report's rows against the README's"},
 	{prefix: "make build", by: "TestIntegrationMakeBuild"},
 	{prefix: "make help", by: "TestMakeHelp"},
 	{prefix: "make lint", by: "not run", why: "a developer's check before a commit: on a fresh machine it fetches staticcheck " +

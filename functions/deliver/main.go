@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/pushfn/pushfn/shared/awscount"
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/deliver"
 	"github.com/pushfn/pushfn/shared/logging"
@@ -26,6 +27,7 @@ func main() {
 	logger := logging.New(os.Stdout, logging.Options{Level: cfg.LogLevel, Function: lambdacontext.FunctionName, Service: cfg.ServiceName})
 	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
 	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
+	aws.APIOptions = append(aws.APIOptions, awscount.Middleware)
 	push.ReserveFDs(cfg.MaxConcurrency + push.FDMargin) // one connection per delivery in flight
 	sender := push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, MaxIdleConns: cfg.MaxConcurrency,
 		AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version})

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/pushfn/pushfn/shared/awscount"
 	"github.com/pushfn/pushfn/shared/config"
 	"github.com/pushfn/pushfn/shared/ingest"
 	"github.com/pushfn/pushfn/shared/logging"
@@ -32,6 +33,7 @@ func main() {
 		logger.Error("load AWS configuration", "error", err)
 		os.Exit(1)
 	}
+	aws.APIOptions = append(aws.APIOptions, awscount.Middleware)
 	w := ingest.FromConfig(cfg, aws, logger)
 	h := &relay.Handler{Enqueuer: w.Enqueuer, Rules: w.Rules, Logger: logger,
 		Metrics: metrics.NewWriter(os.Stdout, cmp.Or(lambdacontext.FunctionName, "relay"))}

@@ -172,6 +172,8 @@ type copyKey struct{ id, fingerprint string }
 // when the whole batch must be retried, which it never needs to: every record has its verdict.
 // The visibility of a record handed back is set as soon as its verdict is known.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	m := h.Metrics.Invocation()
+	ctx = metrics.NewContext(ctx, m) // the AWS requests of the invocation count into m
 	jobs := make([]job, len(ev.Records))
 	var mu sync.Mutex
 	seen := make(map[copyKey]struct{}, len(ev.Records))
@@ -242,7 +244,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 	vis.close()
 	h.flushEvents(ctx)
-	h.writeMetrics(ctx, jobs)
+	h.writeMetrics(ctx, m, jobs)
 
 	var resp events.SQSEventResponse
 	for i := range jobs {

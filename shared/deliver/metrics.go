@@ -6,12 +6,11 @@ import (
 	"github.com/pushfn/pushfn/shared/metrics"
 )
 
-// writeMetrics writes the invocation's metrics, once, after its records have their verdicts:
+// writeMetrics writes the invocation's metrics m, once, after its records have their verdicts:
 // the batch's size, the deliveries whose result was recorded by outcome, each attempt's
 // duration, the records not started and the lease conflicts. A fan-out's expansion and a
 // recovery are no delivery: their records are not counted as Deliveries.
-func (h *Handler) writeMetrics(ctx context.Context, jobs []job) {
-	m := h.Metrics.Invocation()
+func (h *Handler) writeMetrics(ctx context.Context, m *metrics.Set, jobs []job) {
 	if m == nil {
 		return
 	}

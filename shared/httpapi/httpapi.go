@@ -89,12 +89,16 @@ var _ Events = (*opevent.Batcher)(nil)
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, _ error) {
 	method := req.RequestContext.HTTP.Method
 	path, prefix := routePath(req)
+	// Every route counts its AWS requests; the message routes count their messages too.
+	m := h.Metrics.Invocation()
+	ctx = metrics.NewContext(ctx, m)
 	defer func() {
 		if v := recover(); v != nil {
 			h.logger().ErrorContext(ctx, "request panicked", "method", method, "path", path, "panic", v)
 			resp = reply(http.StatusInternalServerError, errorBody(ingest.CodeInternal, "internal error"), nil)
 		}
 		h.logger().InfoContext(ctx, "request", "method", method, "path", path, "status", resp.StatusCode)
+		h.flushMetrics(ctx, m)
 	}()
 
 	switch {
@@ -102,18 +106,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		if method != http.MethodPost {
 			return methodNotAllowed(http.MethodPost), nil
 		}
-		m := h.Metrics.Invocation()
-		resp := countOne(m, h.postOne(ctx, req, prefix))
-		h.flushMetrics(ctx, m)
-		return resp, nil
+		return countOne(m, h.postOne(ctx, req, prefix)), nil
 	case path == PathBatch:
 		if method != http.MethodPost {
 			return methodNotAllowed(http.MethodPost), nil
 		}
-		m := h.Metrics.Invocation()
-		resp := h.postBatch(ctx, req, m)
-		h.flushMetrics(ctx, m)
-		return resp, nil
+		return h.postBatch(ctx, req, m), nil
 	}
 	if h.Endpoints != nil && h.Keyring != nil {
 		if resp, ok := h.endpointRoute(ctx, req, method, path, prefix); ok {

@@ -7,6 +7,7 @@ package metrics
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,7 +31,14 @@ const (
 	DimFunction = "function"
 	DimOutcome  = "outcome" // Deliveries: delivered, retrying, failed, expired
 	DimCode     = "code"    // MessagesRefused: the error code of the answer
+	// DimOperation is the AWS service and operation of AWSRequests, as "DynamoDB.PutItem": a
+	// fixed set, the calls pushfn's code makes.
+	DimOperation = "operation"
 )
+
+// AWSRequests counts, in every function, the requests the invocation sent to AWS by operation,
+// each attempt of a call the SDK retried counted: what AWS bills.
+const AWSRequests = "AWSRequests"
 
 // Metrics of the deliver function.
 const (
@@ -92,6 +100,21 @@ type Set struct {
 
 // byKey is a count kept under one more dimension's value.
 type byKey struct{ name, dim, value string }
+
+// setKey is the context key of an invocation's Set.
+type setKey struct{}
+
+// NewContext returns ctx carrying s, so that code deep in the invocation's calls (the AWS SDK's
+// middleware) counts into it.
+func NewContext(ctx context.Context, s *Set) context.Context {
+	return context.WithValue(ctx, setKey{}, s)
+}
+
+// FromContext returns the Set ctx carries, or nil (which records nothing).
+func FromContext(ctx context.Context) *Set {
+	s, _ := ctx.Value(setKey{}).(*Set)
+	return s
+}
 
 // Add adds n to the count name. Adding 0 declares it: the document carries it with 0.
 func (s *Set) Add(name string, n float64) {

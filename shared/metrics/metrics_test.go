@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"strings"
@@ -261,3 +262,23 @@ func FuzzFlush(f *testing.F) {
 }
 
 func int64Dur(b byte) time.Duration { return time.Duration(b%16) + 1 }
+
+// A Set put in a context is the one FromContext returns; a context without one gives nil, which
+// records nothing.
+func TestContextCarriesTheSet(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	s := metrics.NewWriter(&out, "f").Invocation()
+	ctx := metrics.NewContext(context.Background(), s)
+	if got := metrics.FromContext(ctx); got != s {
+		t.Errorf("FromContext returned %p, want the Set %p", got, s)
+	}
+	none := metrics.FromContext(context.Background())
+	if none != nil {
+		t.Fatalf("FromContext of a bare context = %p, want nil", none)
+	}
+	none.AddBy(metrics.AWSRequests, metrics.DimOperation, "SQS.SendMessageBatch", 1)
+	if err := none.Flush(time.Now()); err != nil || out.Len() != 0 {
+		t.Errorf("a nil Set wrote %q (%v)", out.String(), err)
+	}
+}

@@ -30,6 +30,7 @@ func TestReadmeListsEveryMetric(t *testing.T) {
 		metrics.Deliveries: metrics.UnitCount, metrics.AttemptLatency: metrics.UnitMilliseconds, metrics.BatchSize: metrics.UnitCount,
 		metrics.RecordsNotStarted: metrics.UnitCount, metrics.LeaseConflicts: metrics.UnitCount, metrics.MessagesAccepted: metrics.UnitCount,
 		metrics.MessagesReplayed: metrics.UnitCount, metrics.MessagesRefused: metrics.UnitCount,
+		metrics.AWSRequests: metrics.UnitCount,
 	}
 	for name, unit := range want {
 		if got[name] != unit {

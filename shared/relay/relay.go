@@ -78,6 +78,7 @@ type unit struct {
 // a dependency failed, Handle returns an error wrapping ErrRetry so that the source retries.
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, error) {
 	m := h.Metrics.Invocation()
+	ctx = metrics.NewContext(ctx, m)
 	m.Add(metrics.MessagesAccepted, 0)
 	m.Add(metrics.MessagesReplayed, 0)
 	defer func() {

@@ -1,6 +1,7 @@
 package lambdarun
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -55,6 +56,7 @@ type process struct {
 	oom        atomic.Bool
 	maxRSS     atomic.Int64 // bytes
 	reported   bool         // the init duration was reported; guarded by Function.serve
+	initBilled bool         // the init duration was passed to Config.Invoked; guarded by Function.serve
 
 	mu      sync.Mutex
 	current *invocation // the invocation in progress
@@ -115,8 +117,16 @@ func (f *Function) Invoke(ctx context.Context, payload []byte) (response []byte,
 		if errors.Is(err, errNotTaken) {
 			continue
 		}
+		took := time.Since(start)
 		if f.cfg.Report {
-			f.report(p, inv.id, time.Since(start))
+			f.report(p, inv.id, took)
+		}
+		if f.cfg.Invoked != nil && err == nil {
+			billed := Invoked{Function: f.cfg.Name, RequestID: inv.id, Duration: took, MemoryMB: f.cfg.MemoryMB}
+			if !p.initBilled {
+				p.initBilled, billed.Init = true, p.initDur
+			}
+			f.cfg.Invoked(billed)
 		}
 		return response, fnErr, err
 	}
@@ -244,7 +254,10 @@ func (f *Function) start() (*process, error) {
 	cmd := exec.Command(f.cfg.Path)
 	cmd.Dir = filepath.Dir(f.cfg.Path)
 	cmd.Env = append(f.cfg.environ(ln.Addr().String()), "LAMBDA_TASK_ROOT="+cmd.Dir)
-	cmd.Stdout, cmd.Stderr = f.out, f.out
+	// Whole lines only: the processes of a Pool share one Output, and a line one of them writes
+	// (an EMF document) must not be split by another's.
+	out := &lineWriter{w: f.out}
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = 2 * time.Second
 	isolate(cmd)
 	p := &process{
@@ -265,6 +278,7 @@ func (f *Function) start() (*process, error) {
 	}
 	go func() {
 		p.exitErr = cmd.Wait()
+		out.flush()
 		_ = p.srv.Close()
 		close(p.done)
 	}()
@@ -473,4 +487,41 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// lineWriter passes on what one process writes in whole lines, one Write per run of lines, so
+// that the lines of processes sharing a writer do not interleave. A line longer than
+// maxLineBuffer is passed on in parts.
+type lineWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
+}
+
+const maxLineBuffer = 256 << 10
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	end := bytes.LastIndexByte(l.buf, '\n') + 1
+	if end == 0 && len(l.buf) > maxLineBuffer {
+		end = len(l.buf)
+	}
+	if end == 0 {
+		return len(p), nil
+	}
+	_, err := l.w.Write(l.buf[:end])
+	l.buf = append(l.buf[:0], l.buf[end:]...)
+	return len(p), err
+}
+
+// flush passes on a last line that has no newline.
+func (l *lineWriter) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 {
+		_, _ = l.w.Write(l.buf)
+		l.buf = nil
+	}
 }

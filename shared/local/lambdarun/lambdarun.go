@@ -64,6 +64,26 @@ type Config struct {
 	Env      map[string]string // the function's variables; Lambda's reserved variables win
 	Output   io.Writer         // the process's stdout and stderr; os.Stderr when nil
 	Report   bool              // write Lambda's START, END and REPORT lines to Output
+	// Invoked, when set, is called after each invoke the process ran (its response, its error,
+	// or its timeout), with what Lambda bills for it. Calls for one process come one at a time;
+	// a Pool's processes call it concurrently.
+	Invoked func(Invoked)
+}
+
+// Invoked is one invoke as Lambda bills it.
+type Invoked struct {
+	Function  string        // the Config's Name
+	RequestID string        // the invoke's request id
+	Duration  time.Duration // from handing the event to the runtime to its response or error
+	Init      time.Duration // the process's init, on its first invoke only; zero after
+	MemoryMB  int           // the memory size billed
+}
+
+// Billed returns the duration Lambda bills for the invoke: its init (billed for an OS-only
+// runtime such as provided.al2023, and for every runtime since August 2025) and its duration,
+// rounded up to the millisecond.
+func (i Invoked) Billed() time.Duration {
+	return (i.Init + i.Duration + time.Millisecond - 1).Truncate(time.Millisecond)
 }
 
 func (c Config) withDefaults() Config {
