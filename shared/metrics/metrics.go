@@ -36,9 +36,12 @@ const (
 	DimOperation = "operation"
 )
 
-// AWSRequests counts, in every function, the requests the invocation sent to AWS by operation,
-// each attempt of a call the SDK retried counted: what AWS bills.
-const AWSRequests = "AWSRequests"
+// Metrics of every function.
+const (
+	// AWSRequests counts the requests the invocation sent to AWS by operation, each attempt of a
+	// call the SDK retried counted: what AWS bills.
+	AWSRequests = "AWSRequests"
+)
 
 // Metrics of the deliver function.
 const (

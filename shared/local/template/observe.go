@@ -32,13 +32,14 @@ const (
 type written struct {
 	unit      string
 	dim       string   // the dimension it is kept under beyond service and function, if any
-	values    []string // the values it takes there; nil: any (an error code)
+	values    []string // the values it takes there; nil: any (an error code, an AWS operation)
 	functions []string // logical ids of the functions that write it
 }
 
-// codeMetrics is what the functions write (shared/deliver's and shared/httpapi's metrics.go and
-// the relay): the deliver function's metrics per invocation, and the api's and relay's per
-// request or event.
+// codeMetrics is what the functions write (shared/deliver's and shared/httpapi's metrics.go, the
+// relay, and shared/awscount's middleware in every function's SDK clients): the deliver
+// function's metrics per invocation, the api's and relay's per request or event, and every
+// function's AWS requests by operation.
 var codeMetrics = map[string]written{
 	metrics.Deliveries: {unit: metrics.UnitCount, dim: metrics.DimOutcome, functions: []string{deliverFunction},
 		values: []string{string(message.Delivered), string(message.Retrying), string(message.Failed), string(message.Expired)}},
@@ -49,6 +50,7 @@ var codeMetrics = map[string]written{
 	metrics.MessagesAccepted:  {unit: metrics.UnitCount, functions: []string{apiFunction, relayFunction}},
 	metrics.MessagesReplayed:  {unit: metrics.UnitCount, functions: []string{apiFunction, relayFunction}},
 	metrics.MessagesRefused:   {unit: metrics.UnitCount, dim: metrics.DimCode, functions: []string{apiFunction, relayFunction}},
+	metrics.AWSRequests:       {unit: metrics.UnitCount, dim: metrics.DimOperation, functions: []string{apiFunction, deliverFunction, relayFunction}},
 }
 
 // awsMetrics lists, per namespace, the metrics AWS writes that the dashboard and alarms may name,
@@ -338,7 +340,7 @@ func (t *Template) DashboardShows(namespace, name string, dims map[string]string
 
 // dashboardProblems checks the template's dashboard: every metric it names is written (see
 // metricProblems), and it shows every metric the code writes from each function that writes it
-// (each outcome), the attempt latency's p50 and p99, the depth of each mapped queue and its
+// (each outcome; every code and operation), the attempt latency's p50 and p99, the depth of each mapped queue and its
 // dead-letter queue, the age of the mapped queues' oldest messages, and every function's errors
 // and throttles. It returns the values of its horizontal annotations too, for the alarms' check.
 func (t *Template) dashboardProblems() (problems []string, annotations []float64) {

@@ -127,6 +127,11 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		{name: "dashboard queue by its URL", template: replace(`"QueueName", "${DeadLetterQueue.QueueName}"`, `"QueueName", "${DeadLetterQueue}"`), want: RuleDashboard},
 		{name: "dashboard searches another metric", template: replace(`MetricName=\"MessagesRefused\"`, `MetricName=\"MessagesRejected\"`), want: RuleDashboard},
 		{name: "dashboard searches every stack", template: replace(` (function=\"${ApiFunction}\" OR function=\"${RelayFunction}\")`, ""), want: RuleDashboard},
+		{name: "dashboard without the AWS requests widget", template: cut(`,
+            {
+              "type": "metric", "x": 0, "y": 24,`, "\n          ]\n        }\n"), want: RuleDashboard},
+		{name: "dashboard AWS requests without the deliver function's", template: replace(` OR function=\"${DeliverFunction}\"`, ""), want: RuleDashboard},
+		{name: "dashboard AWS requests without their operation", template: replace(`{pushfn,service,function,operation} MetricName=\"AWSRequests\"`, `{pushfn,service,function} MetricName=\"AWSRequests\"`), want: RuleDashboard},
 		{name: "dashboard averages counts", template: replace(`"stacked": true, "stat": "Sum"`, `"stacked": true, "stat": "Average"`), want: RuleDashboard},
 		{name: "dashboard body not JSON", template: replace(`"start": "-PT3H",`, `"start": "-PT3H"`), want: RuleDashboard},
 		{name: "no oldest message alarm", template: replace("MetricName: ApproximateAgeOfOldestMessage", "MetricName: ApproximateNumberOfMessagesNotVisible"), want: RuleAlarms},
@@ -181,6 +186,21 @@ var provisionedTable = replace("    Default: PAY_PER_REQUEST\n", "    Default: P
 
 func replace(old, new string) func(string) string {
 	return func(s string) string { return strings.Replace(s, old, new, 1) }
+}
+
+// cut removes the text from the first from to the first to after it, to kept; it changes nothing
+// when either is missing.
+func cut(from, to string) func(string) string {
+	return func(s string) string {
+		before, after, ok := strings.Cut(s, from)
+		if !ok {
+			return s
+		}
+		if _, rest, ok := strings.Cut(after, to); ok {
+			return before + to + rest
+		}
+		return s
+	}
 }
 
 // chain applies edits in order.
