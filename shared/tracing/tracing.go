@@ -6,6 +6,7 @@
 package tracing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,7 +49,7 @@ type Tracing struct {
 // Options configure Start.
 type Options struct {
 	// Service is the service.name of the spans unless OTEL_SERVICE_NAME sets one (the function's
-	// name).
+	// name); empty means "pushfn".
 	Service string
 	// Log takes the failures of exports; nil logs none.
 	Log *slog.Logger
@@ -85,7 +86,8 @@ func Start(ctx context.Context, on bool, o Options) (*Tracing, error) {
 		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
 	}
 	// The function's name first, so that OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win.
-	res, err := resource.New(ctx, resource.WithAttributes(semconv.ServiceName(o.Service), semconv.FaaSName(o.Service)),
+	service := cmp.Or(o.Service, "pushfn")
+	res, err := resource.New(ctx, resource.WithAttributes(semconv.ServiceName(service), semconv.FaaSName(service)),
 		resource.WithTelemetrySDK(), resource.WithFromEnv())
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, fmt.Errorf("tracing: resource: %w", err)
