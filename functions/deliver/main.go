@@ -17,6 +17,7 @@ import (
 	"github.com/pushfn/pushfn/shared/deliver"
 	"github.com/pushfn/pushfn/shared/logging"
 	"github.com/pushfn/pushfn/shared/push"
+	"github.com/pushfn/pushfn/shared/tracing"
 )
 
 var version = "dev" // set with -ldflags "-X main.version=..."
@@ -26,15 +27,18 @@ func main() {
 	cfg, err := config.Load(os.Getenv, config.DeliverRequired...)
 	logger := logging.New(os.Stdout, logging.Options{Level: cfg.LogLevel, Function: lambdacontext.FunctionName, Service: cfg.ServiceName})
 	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
+	tr, trErr := tracing.Start(context.Background(), cfg.Tracing, tracing.Options{Service: lambdacontext.FunctionName, Log: logger, Getenv: os.Getenv})
 	aws, awsErr := awsconfig.LoadDefaultConfig(context.Background())
 	aws.APIOptions = append(aws.APIOptions, awscount.Middleware)
+	tr.InstrumentAWS(&aws)
 	push.ReserveFDs(cfg.MaxConcurrency + push.FDMargin) // one connection per delivery in flight
 	sender := push.NewClient(push.Options{MaxPerHost: cfg.MaxPerHost, MaxIdleConns: cfg.MaxConcurrency,
-		AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version})
+		AllowPrivate: cfg.AllowPrivateTargets, Keys: cfg.SigningSecrets, Version: version, Propagator: tr.Propagator()})
 	h, hErr := deliver.FromConfig(cfg, aws, sender, logger)
-	if err = errors.Join(err, awsErr, hErr); err != nil {
+	if err = errors.Join(err, trErr, awsErr, hErr); err != nil {
 		logger.Error("start", "error", err.Error())
 		os.Exit(1)
 	}
-	lambda.Start(logging.ColdStart(h.Handle))
+	h.Tracer = tr.Tracer()
+	lambda.Start(tr.Handler(logging.ColdStart(h.Handle)))
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 
@@ -18,13 +19,15 @@ import (
 	"github.com/pushfn/pushfn/shared/logging"
 	"github.com/pushfn/pushfn/shared/metrics"
 	"github.com/pushfn/pushfn/shared/relay"
+	"github.com/pushfn/pushfn/shared/tracing"
 )
 
 func main() {
 	cfg, err := config.Load(os.Getenv)
 	logger := logging.New(os.Stdout, logging.Options{Level: cfg.LogLevel, Function: lambdacontext.FunctionName, Service: cfg.ServiceName})
 	slog.SetDefault(logger) // the standard library's own log lines (net/http's) become JSON lines too
-	if err != nil {
+	tr, trErr := tracing.Start(context.Background(), cfg.Tracing, tracing.Options{Service: lambdacontext.FunctionName, Log: logger, Getenv: os.Getenv})
+	if err = errors.Join(err, trErr); err != nil {
 		logger.Error("start", "error", err)
 		os.Exit(1)
 	}
@@ -34,8 +37,9 @@ func main() {
 		os.Exit(1)
 	}
 	aws.APIOptions = append(aws.APIOptions, awscount.Middleware)
+	tr.InstrumentAWS(&aws)
 	w := ingest.FromConfig(cfg, aws, logger)
 	h := &relay.Handler{Enqueuer: w.Enqueuer, Rules: w.Rules, Logger: logger,
 		Metrics: metrics.NewWriter(os.Stdout, cmp.Or(lambdacontext.FunctionName, "relay"))}
-	lambda.Start(logging.ColdStart(h.Handle))
+	lambda.Start(tr.Handler(logging.ColdStart(h.Handle)))
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,10 @@ type Config struct {
 	// EventBusName is the EventBridge bus operational events go to (EVENT_BUS_NAME); empty: no
 	// events are published.
 	EventBusName string
+	// Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+	// names an OTLP endpoint. Only whether it is on is kept here: the tracing package reads
+	// every OTEL_* variable through the OpenTelemetry SDK's own handling.
+	Tracing bool
 }
 
 // Secret is a setting that must never be shown: every textual form hides it. Reveal returns it.
@@ -165,7 +170,16 @@ var settings = []setting{
 	{name: EnvEndpointSecretsKey, required: false, parse: parseEndpointKey, secret: true},
 	{name: "ENDPOINT_DISABLE_AFTER", required: false, parse: durationIn(0, 10*365*24*time.Hour, func(c *Config) *time.Duration { return &c.EndpointDisableAfter })},
 	{name: "EVENT_BUS_NAME", required: false, parse: parseEventBus},
+	{name: EnvOTLPEndpoint, required: false, parse: parseOTLPEndpoint},
+	{name: EnvOTLPTracesEndpoint, required: false, parse: parseOTLPEndpoint},
 }
+
+// The variables that turn tracing on: the OpenTelemetry SDK's own names for the OTLP endpoint of
+// every signal, and of traces alone.
+const (
+	EnvOTLPEndpoint       = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	EnvOTLPTracesEndpoint = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+)
 
 // Load reads the settings through getenv (os.Getenv in main, a map in tests). It reports every
 // bad or missing variable at once, each error naming its variable. The variables named in
@@ -301,6 +315,17 @@ func parseEventBus(c *Config, v string) error {
 		}
 	}
 	c.EventBusName = v
+	return nil
+}
+
+// parseOTLPEndpoint turns tracing on for an OTLP/HTTP endpoint: an absolute http or https URL
+// (the SDK's form; the value is otherwise the SDK's to read).
+func parseOTLPEndpoint(c *Config, v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New(`not an absolute http(s) URL such as "http://localhost:4318"`)
+	}
+	c.Tracing = true
 	return nil
 }
 

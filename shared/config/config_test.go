@@ -114,6 +114,9 @@ func TestLoadRefuses(t *testing.T) {
 		{"event bus with a space", "EVENT_BUS_NAME", "my bus"},
 		{"event bus as an ARN", "EVENT_BUS_NAME", "arn:aws:events:us-east-1:123456789012:event-bus/ops"},
 		{"event bus too long", "EVENT_BUS_NAME", strings.Repeat("b", 257)},
+		{"otlp endpoint without a scheme", "OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318"},
+		{"otlp endpoint not http", "OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"},
+		{"otlp traces endpoint without a host", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http:///v1/traces"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,10 +187,37 @@ func TestLoadNeverEchoesSecrets(t *testing.T) {
 func TestNamesCoversEveryVariable(t *testing.T) {
 	t.Parallel()
 	// The 17 settings an operator sets (POWERTOOLS_SERVICE_NAME among them), the 2 the
-	// template derives, the level Lambda sets from the function's logging configuration, and
-	// the endpoint secrets key the template generates.
-	if got := len(Names()); got != 21 {
-		t.Fatalf("Names() has %d variables, want 21", got)
+	// template derives, the level Lambda sets from the function's logging configuration, the
+	// endpoint secrets key the template generates, and the 2 OTLP endpoints that turn tracing on.
+	if got := len(Names()); got != 23 {
+		t.Fatalf("Names() has %d variables, want 23", got)
+	}
+}
+
+// Tracing is on when either OTLP endpoint variable names an endpoint, and off otherwise.
+func TestLoadTracing(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want bool
+	}{
+		{"unset", nil, false},
+		{"empty", map[string]string{EnvOTLPEndpoint: " "}, false},
+		{"every signal's endpoint", map[string]string{EnvOTLPEndpoint: "http://localhost:4318"}, true},
+		{"the traces endpoint", map[string]string{EnvOTLPTracesEndpoint: "https://otlp.example.com/v1/traces"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := base()
+			for k, v := range tt.env {
+				m[k] = v
+			}
+			c, err := Load(env(m))
+			if err != nil || c.Tracing != tt.want {
+				t.Fatalf("Tracing = %v, %v; want %v", c.Tracing, err, tt.want)
+			}
+		})
 	}
 }
 

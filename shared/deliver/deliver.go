@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pushfn/pushfn/shared/backoff"
 	"github.com/pushfn/pushfn/shared/config"
@@ -116,6 +117,9 @@ type Handler struct {
 	Events Events
 	// Metrics takes each invocation's metrics, written once at its end; nil writes none.
 	Metrics *metrics.Writer
+	// Tracer makes a span around each push, under the invocation's, and the push client sends
+	// its context to the target; nil (tracing off) makes none.
+	Tracer trace.Tracer
 
 	// StoreBudget is the time allowed for the claim of one record, on top of the request
 	// timeout; 0 means DefaultStoreBudget. The result write has a budget of its own: it is
@@ -381,7 +385,15 @@ func (h *Handler) deliver(inv, writes, itemCtx context.Context, j *job, token st
 	if ep := j.ep; ep != nil {
 		req.URL, req.Headers, req.Keys = ep.URL, ep.Headers, ep.Keys(now)
 	}
-	res := h.Sender.Send(context.WithoutCancel(ctx), req)
+	sendCtx := context.WithoutCancel(ctx)
+	var span trace.Span
+	if h.Tracer != nil {
+		sendCtx, span = h.startPush(sendCtx, j, rec.Attempts)
+	}
+	res := h.Sender.Send(sendCtx, req)
+	if span != nil {
+		endPush(span, res)
+	}
 	j.sent, j.took = true, res.Duration
 
 	attempt := &message.Attempt{At: now, StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds()}

@@ -423,7 +423,7 @@ func (c *Client) sendH1(ctx context.Context, h *h1Host, u *url.URL, r Request, d
 	req.Header.SetMethod("POST")
 	req.Header.SetRequestURI(u.RequestURI())
 	req.Header.SetHost(u.Host)
-	c.headers(r, func(k, v string) { req.Header.Add(k, v) })
+	c.headers(ctx, r, func(k, v string) { req.Header.Add(k, v) })
 	req.SetBodyRaw(r.Body)
 	a := c.h1.roundTrip(ctx, h, req, resp, deadline)
 	if errors.Is(a.err, errHTTP2) {

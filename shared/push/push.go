@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/pushfn/pushfn/shared/message"
 )
 
@@ -110,6 +112,11 @@ type Options struct {
 	// Resolver looks target names up; nil means the system's. The address check applies to
 	// whatever it answers.
 	Resolver *net.Resolver
+	// Propagator, when not nil (tracing is on), writes the context of the span in each push's
+	// context into its request (the W3C traceparent and tracestate headers); those headers of
+	// the message itself are then never sent, so that a target sees one trace. Nil sends the
+	// message's own, as any other header of it.
+	Propagator propagation.TextMapPropagator
 }
 
 // Client pushes messages. Build one per process and share it: it keeps connections alive across
@@ -119,9 +126,10 @@ type Client struct {
 	h1 *h1
 	// transport carries the rest: targets that negotiate HTTP/2, and larger bodies. It is called
 	// directly, not through an http.Client: redirects are never followed.
-	transport *http.Transport
-	signer    *signer
-	userAgent string
+	transport  *http.Transport
+	signer     *signer
+	userAgent  string
+	propagator propagation.TextMapPropagator
 }
 
 // Limits of what a push reads of an answer.
@@ -191,10 +199,11 @@ func NewClient(o Options) *Client {
 		WriteBufferSize:        bufSize,
 	}
 	return &Client{
-		h1:        newH1(dialer.DialContext, tlsConfig, o.MaxPerHost, o.MaxIdleConns, o.IdleTimeout),
-		transport: transport,
-		signer:    newSigner(o.Keys),
-		userAgent: "pushfn/" + o.Version,
+		h1:         newH1(dialer.DialContext, tlsConfig, o.MaxPerHost, o.MaxIdleConns, o.IdleTimeout),
+		transport:  transport,
+		signer:     newSigner(o.Keys),
+		userAgent:  "pushfn/" + o.Version,
+		propagator: o.Propagator,
 	}
 }
 
@@ -262,7 +271,7 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 		defer cancel()
 	}
 	h := make(http.Header, len(r.Headers)+5)
-	c.headers(r, func(k, v string) { h[k] = append(h[k], v) })
+	c.headers(ctx, r, func(k, v string) { h[k] = append(h[k], v) })
 	for range tries {
 		a := newAttempt()
 		req := (&http.Request{
@@ -309,11 +318,22 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 }
 
 // headers calls set for each header of r's request: the message's own, then those of the push,
-// which no header of the message replaces.
-func (c *Client) headers(r Request, set func(k, v string)) {
+// which no header of the message replaces, and the trace context of ctx's span when tracing is
+// on.
+func (c *Client) headers(ctx context.Context, r Request, set func(k, v string)) {
+	var tc *traceHeaders // allocated only with tracing on
+	if c.propagator != nil {
+		tc = &traceHeaders{}
+		c.propagator.Inject(ctx, tc)
+	}
 	for k, v := range r.Headers {
-		if k = textproto.CanonicalMIMEHeaderKey(k); !reservedHeaders[k] {
+		if k = textproto.CanonicalMIMEHeaderKey(k); !reservedHeaders[k] && (tc == nil || !traceHeader[k]) {
 			set(k, v)
+		}
+	}
+	if tc != nil {
+		for _, h := range tc.kv[:tc.n] {
+			set(h[0], h[1])
 		}
 	}
 	set("Content-Type", "application/json")
@@ -337,6 +357,54 @@ var reservedHeaders = map[string]bool{
 	"Host": true, "User-Agent": true, "Content-Type": true, "Content-Length": true, "Transfer-Encoding": true,
 	"Connection": true, "Proxy-Connection": true, "Trailer": true, "Te": true, "Upgrade": true, "Keep-Alive": true,
 	"Expect": true, HeaderID: true, HeaderTimestamp: true, HeaderSignature: true,
+}
+
+// traceHeader names the headers of the W3C trace context, which a message's own headers do not
+// set while tracing is on. Keys are canonical.
+var traceHeader = map[string]bool{"Traceparent": true, "Tracestate": true}
+
+// traceHeaders is the carrier a propagator writes a push's trace context into: the few headers
+// of the W3C trace context, in order.
+type traceHeaders struct {
+	kv [2][2]string
+	n  int
+}
+
+var _ propagation.TextMapCarrier = (*traceHeaders)(nil)
+
+// Get returns the value set for key, or "".
+func (t *traceHeaders) Get(key string) string {
+	for _, h := range t.kv[:t.n] {
+		if strings.EqualFold(h[0], key) {
+			return h[1]
+		}
+	}
+	return ""
+}
+
+// Set keeps key's value, replacing an earlier one; past the headers of the trace context it keeps
+// nothing.
+func (t *traceHeaders) Set(key, value string) {
+	for i := range t.kv[:t.n] {
+		if strings.EqualFold(t.kv[i][0], key) {
+			t.kv[i][1] = value
+			return
+		}
+	}
+	if !traceHeader[textproto.CanonicalMIMEHeaderKey(key)] || t.n == len(t.kv) {
+		return
+	}
+	t.kv[t.n] = [2]string{key, value}
+	t.n++
+}
+
+// Keys lists the keys set.
+func (t *traceHeaders) Keys() []string {
+	keys := make([]string, t.n)
+	for i := range keys {
+		keys[i] = t.kv[i][0]
+	}
+	return keys
 }
 
 // validHeader reports whether k is an HTTP token and v holds no control character but tab.
