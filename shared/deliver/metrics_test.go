@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -121,4 +124,47 @@ func TestHandleWithoutMetrics(t *testing.T) {
 	if st, _ := b.status(t, id); st != message.Delivered {
 		t.Errorf("status %s, want delivered", st)
 	}
+}
+
+// The invocation's document counts the deliveries by outcome for each target host (with its
+// port, in lower case) and for each endpoint, as properties.
+func TestHandleTalliesOutcomesByHostAndEndpoint(t *testing.T) {
+	t.Parallel()
+	b := newEPBundle(t)
+	out := withMetrics(b.bundle)
+	ok := newCapture(t)
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusGone) }))
+	t.Cleanup(gone.Close)
+	ep, _ := b.endpoint(t, ok.URL+"/push", nil)
+	toEP, _ := b.toEndpoint(t, ep.ID)
+	direct, _ := b.bundle.record(t, ok.URL+"/direct")
+	failed, _ := b.bundle.record(t, strings.Replace(gone.URL, "127.0.0.1", "LOCALHOST", 1)+"/gone")
+	handle(t, b.bundle, toEP, direct, failed)
+
+	okHost := strings.TrimPrefix(ok.URL, "http://")
+	goneHost := strings.Replace(strings.TrimPrefix(gone.URL, "http://"), "127.0.0.1", "localhost", 1)
+	want := map[string]map[string]map[string]float64{
+		metrics.PropTargetHosts: {okHost: {"delivered": 2}, goneHost: {"failed": 1}},
+		metrics.PropEndpoints:   {ep.ID: {"delivered": 1}},
+	}
+	got := map[string]map[string]map[string]float64{}
+	for l := range strings.Lines(out.String()) {
+		var root map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(l), &root); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		for p := range want {
+			if raw, ok := root[p]; ok {
+				var v map[string]map[string]float64
+				if err := json.Unmarshal(raw, &v); err != nil {
+					t.Fatalf("%s: %v", p, err)
+				}
+				got[p] = v
+			}
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("properties %v, want %v\n%s", got, want, out.String())
+	}
+	metricstest.Documents(t, out.String())
 }

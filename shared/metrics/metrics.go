@@ -59,6 +59,14 @@ const (
 	MessagesRefused  = "MessagesRefused"  // messages (or requests that could not be read) refused, by code
 )
 
+// Properties of the deliver function's document: outcome counts by target host and by endpoint,
+// which are never dimensions (each value would be a metric of its own). CloudWatch keeps them in
+// the log line, where Logs Insights can query them; a local run's status page reads them.
+const (
+	PropTargetHosts = "target_hosts" // {"host[:port]": {"outcome": n}}
+	PropEndpoints   = "endpoints"    // {"ep_...": {"outcome": n}}
+)
+
 // Units pushfn writes, from the set EMF allows.
 const (
 	UnitCount        = "Count"
@@ -99,6 +107,8 @@ type Set struct {
 	counts map[string]float64 // under service and function
 	by     map[byKey]float64  // under service, function and one more dimension
 	dists  map[string]*dist   // distributions in milliseconds
+	// tallies are properties of the base document: property, key, outcome: count.
+	tallies map[string]map[string]map[string]float64
 }
 
 // byKey is a count kept under one more dimension's value.
@@ -140,6 +150,30 @@ func (s *Set) AddBy(name, dim, value string, n float64) {
 	s.mu.Unlock()
 }
 
+// Tally adds n to the count of outcome under key in the property named property, a JSON object
+// of the base document ({key: {outcome: n}}) that is no metric: for values of many kinds, such
+// as target hosts, that must never be dimensions. Properties are written only with a count or a
+// distribution, as a document declares at least one metric.
+func (s *Set) Tally(property, key, outcome string, n float64) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tallies == nil {
+		s.tallies = map[string]map[string]map[string]float64{}
+	}
+	byKey := s.tallies[property]
+	if byKey == nil {
+		byKey = map[string]map[string]float64{}
+		s.tallies[property] = byKey
+	}
+	if byKey[key] == nil {
+		byKey[key] = map[string]float64{}
+	}
+	byKey[key][outcome] += n
+}
+
 // Observe records d in the distribution name, in milliseconds.
 func (s *Set) Observe(name string, d time.Duration) {
 	if s == nil {
@@ -158,7 +192,8 @@ func (s *Set) Observe(name string, d time.Duration) {
 
 // Flush writes the Set's documents, one JSON line each, stamped with now: one with the counts
 // and distributions under service and function, and one for each value of a count kept by value
-// (a document holds one value per dimension). A Set that recorded nothing writes nothing.
+// (a document holds one value per dimension); the tallies are properties of the first. A Set
+// that recorded nothing writes nothing.
 func (s *Set) Flush(now time.Time) error {
 	if s == nil {
 		return nil
@@ -201,6 +236,13 @@ func (s *Set) documents(ts int64) []map[string]any {
 		for _, name := range slices.Sorted(maps.Keys(s.dists)) {
 			d[name] = s.dists[name].value()
 			defs = append(defs, definition{Name: name, Unit: UnitMilliseconds})
+		}
+		for name, byKey := range s.tallies {
+			cp := make(map[string]map[string]float64, len(byKey)) // marshalled after s.mu is released
+			for k, outcomes := range byKey {
+				cp[k] = maps.Clone(outcomes)
+			}
+			d[name] = cp
 		}
 		docs = append(docs, s.w.declare(d, ts, defs, nil))
 	}

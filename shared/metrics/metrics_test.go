@@ -3,8 +3,11 @@ package metrics_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -207,6 +210,79 @@ func TestWriterKeepsDocumentsWhole(t *testing.T) {
 	}
 }
 
+// Tallies are properties of the base document, never metrics or dimensions, and only written with
+// a metric to carry them.
+func TestTally(t *testing.T) {
+	t.Parallel()
+	type tallies = map[string]map[string]map[string]float64
+	tests := []struct {
+		name   string
+		record func(s *metrics.Set)
+		want   tallies // the properties of the base document; nil: no document
+	}{
+		{name: "no metric, no document", record: func(s *metrics.Set) {
+			s.Tally(metrics.PropTargetHosts, "a.example", "delivered", 1)
+		}},
+		{name: "counts by key and outcome", record: func(s *metrics.Set) {
+			s.Add(metrics.BatchSize, 4)
+			s.Tally(metrics.PropTargetHosts, "a.example", "delivered", 1)
+			s.Tally(metrics.PropTargetHosts, "a.example", "delivered", 1)
+			s.Tally(metrics.PropTargetHosts, "b.example:8443", "failed", 1)
+			s.Tally(metrics.PropEndpoints, "ep_1", "retrying", 1)
+			s.AddBy(metrics.Deliveries, metrics.DimOutcome, "delivered", 2)
+		}, want: tallies{
+			metrics.PropTargetHosts: {"a.example": {"delivered": 2}, "b.example:8443": {"failed": 1}},
+			metrics.PropEndpoints:   {"ep_1": {"retrying": 1}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			s := metrics.NewWriter(&out, "DeliverFunction").Invocation()
+			tt.record(s)
+			if err := s.Flush(at); err != nil {
+				t.Fatal(err)
+			}
+			docs := metricstest.Documents(t, out.String())
+			if tt.want == nil {
+				if len(docs) != 0 {
+					t.Fatalf("%d documents, want none:\n%s", len(docs), out.String())
+				}
+				return
+			}
+			got := tallies{}
+			for l := range strings.Lines(out.String()) {
+				var root map[string]json.RawMessage
+				decode(t, []byte(l), &root)
+				for _, p := range []string{metrics.PropTargetHosts, metrics.PropEndpoints} {
+					if raw, ok := root[p]; ok {
+						if _, dup := got[p]; dup {
+							t.Errorf("%s in two documents", p)
+						}
+						var v map[string]map[string]float64
+						decode(t, raw, &v)
+						got[p] = v
+					}
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("properties %v, want %v", got, tt.want)
+			}
+			for _, d := range docs {
+				for _, p := range []string{metrics.PropTargetHosts, metrics.PropEndpoints} {
+					if _, ok := d.Values[p]; ok {
+						t.Errorf("%s declared as a metric", p)
+					}
+					if _, ok := d.Dimensions[p]; ok {
+						t.Errorf("%s declared as a dimension", p)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestNilRecordsNothing(t *testing.T) {
 	t.Parallel()
 	var w *metrics.Writer
@@ -214,6 +290,7 @@ func TestNilRecordsNothing(t *testing.T) {
 	s.Add(metrics.BatchSize, 1)
 	s.AddBy(metrics.Deliveries, metrics.DimOutcome, "delivered", 1)
 	s.Observe(metrics.AttemptLatency, time.Millisecond)
+	s.Tally(metrics.PropEndpoints, "ep_1", "delivered", 1)
 	if err := s.Flush(at); err != nil {
 		t.Errorf("Flush of a nil Set: %v", err)
 	}
@@ -245,13 +322,15 @@ func FuzzFlush(f *testing.F) {
 		s := metrics.NewWriter(&out, "Fn").Invocation()
 		for i := 0; i+1 < len(ops); i += 2 {
 			op, arg := ops[i], int(ops[i+1])
-			switch op % 3 {
+			switch op % 4 {
 			case 0:
 				s.Add(names[arg%len(names)], float64(arg))
 			case 1:
 				s.AddBy(metrics.Deliveries, metrics.DimOutcome, values[arg%len(values)], 1)
 			case 2:
 				s.Observe(metrics.AttemptLatency, time.Duration(arg*arg*arg)*time.Microsecond*int64Dur(op))
+			case 3:
+				s.Tally(metrics.PropTargetHosts, fmt.Sprintf("h%d.example", arg%7), values[arg%len(values)], 1)
 			}
 		}
 		if err := s.Flush(at); err != nil {
