@@ -26,15 +26,17 @@ import (
 	"github.com/pushfn/pushfn/shared/local/lambdarun"
 )
 
-const runUsage = `usage: pushfn run [--port 3000] [--env-vars env.json]
+const runUsage = `usage: pushfn run [--port 3000] [--status-port 3001] [--env-vars env.json]
 
 Runs pushfn on this machine: the emulators (started when not already running), the table and
-queues, the api function served as API Gateway would at http://127.0.0.1:<port>, and the
-deliver function fed from the queue as the SQS event source mapping would. Ctrl-C stops it all.`
+queues, the api function served as API Gateway would at http://127.0.0.1:<port>, the
+deliver function fed from the queue as the SQS event source mapping would, and a live status
+page at http://127.0.0.1:<status-port>. Ctrl-C stops it all.`
 
 // runOptions are the flags of `pushfn run`.
 type runOptions struct {
 	addr         string
+	statusAddr   string // "" for no status page
 	table, queue string
 	envFile      lambdarun.EnvFile
 	apiProcesses int
@@ -49,6 +51,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs.Usage = func() { fmt.Fprintln(stderr, runUsage); fs.PrintDefaults() }
 	host := fs.String("host", "127.0.0.1", "the address to serve the API on")
 	port := fs.Int("port", 3000, "the port to serve the API on")
+	statusPort := fs.Int("status-port", defaultStatusPort, "the port to serve the status page on, on the API's host: 0 for any free one, -1 for none")
 	table := fs.String("table", defaultTable, "the DynamoDB table")
 	queueName := fs.String("queue", defaultQueue, "the SQS queue")
 	envVars := fs.String("env-vars", "", "a JSON file of variables, in the sam local --env-vars format")
@@ -68,6 +71,11 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 		addr: net.JoinHostPort(*host, strconv.Itoa(*port)), table: *table, queue: *queueName,
 		apiProcesses: *apiProcesses, buildDir: *builds, template: *templatePath, overrides: map[string]string{},
 	}
+	var err error
+	if o.statusAddr, err = statusAddr(*host, *statusPort); err != nil {
+		fmt.Fprintln(stderr, "pushfn run:", err)
+		return runOptions{}, exitError(2)
+	}
 	if *retryBase != "" {
 		o.overrides["RETRY_BASE_DELAY"] = *retryBase
 	}
@@ -75,7 +83,6 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 		o.overrides["RETRY_MAX_DELAY"] = *retryMax
 	}
 	if *envVars != "" {
-		var err error
 		if o.envFile, err = lambdarun.ReadEnvFile(*envVars); err != nil {
 			return runOptions{}, err
 		}
@@ -110,6 +117,11 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("serve the API: %w (another pushfn run? choose another --port)", err)
 	}
 	defer ln.Close()
+	page, err := listenStatus(opts.statusAddr)
+	if err != nil {
+		return err
+	}
+	defer page.close()
 
 	backends, err := startBackends(ctx, stderr)
 	if err != nil {
@@ -143,7 +155,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fn := functions[id]
 		return lambdarun.NewPool(lambdarun.Config{
 			Name: id, Path: paths[id], Timeout: fn.Timeout, MemoryMB: fn.MemoryMB, Region: stack.Region,
-			Env: environment(fn, stack, local, opts.overrides, opts.envFile, environ), Output: stderr,
+			Env: environment(fn, stack, local, opts.overrides, opts.envFile, environ), Output: page.tap(stderr),
 		}, size)
 	}
 	api := pool("ApiFunction", opts.apiProcesses)
@@ -171,7 +183,8 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	mapped := make(chan error, 1)
 	go func() { mapped <- m.Run(polling) }()
 
-	banner(stdout, "http://"+ln.Addr().String(), stack, mapping, local, bus.url)
+	page.serve(backends.cfg, stack.Table, bus.Server)
+	banner(stdout, "http://"+ln.Addr().String(), stack, mapping, local, bus.url, page.url())
 	var failure error
 	select {
 	case <-ctx.Done():
@@ -271,7 +284,11 @@ func startEventBus(log *slog.Logger) (*localBus, error) {
 	return &localBus{Server: srv, url: "http://" + ln.Addr().String(), close: func() { _ = hs.Close() }}, nil
 }
 
-func banner(w io.Writer, apiURL string, stack localStack, mapping mappingSettings, local map[string]string, busURL string) {
+func banner(w io.Writer, apiURL string, stack localStack, mapping mappingSettings, local map[string]string, busURL, statusURL string) {
+	statusLine := "off (--status-port -1)"
+	if statusURL != "" {
+		statusLine = statusURL + "  (live figures and charts; the same as JSON at " + statusURL + "/status.json)"
+	}
 	fmt.Fprintf(w, `
 pushfn is running locally
   API        %[1]s  (ApiFunction, as API Gateway HTTP API)
@@ -279,6 +296,7 @@ pushfn is running locally
   relay      pushfn invoke RelayFunction -e events/eventbridge.json
   state      DynamoDB table %[6]s
   events     operational events on EventBridge bus %[9]s, served at %[10]s: each one a log line
+  status     %[11]s
   local only ALLOW_PRIVATE_TARGETS=%[7]s ALLOW_HTTP_TARGETS=%[8]s: loopback and plain-http targets are allowed
 
 Try it (in another terminal):
@@ -289,5 +307,5 @@ Try it (in another terminal):
 
 Ctrl-C stops everything pushfn run started.
 `, apiURL, stack.Queue, mapping.BatchSize, mapping.Window, mapping.Concurrency, stack.Table,
-		local["ALLOW_PRIVATE_TARGETS"], local["ALLOW_HTTP_TARGETS"], local["EVENT_BUS_NAME"], busURL)
+		local["ALLOW_PRIVATE_TARGETS"], local["ALLOW_HTTP_TARGETS"], local["EVENT_BUS_NAME"], busURL, statusLine)
 }
