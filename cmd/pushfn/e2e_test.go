@@ -36,6 +36,7 @@ type e2eStack struct {
 	buildDir string
 	env      []string
 	api      string // http://127.0.0.1:port
+	status   string // the status page, http://127.0.0.1:port
 	table    string
 	queue    string
 	key      []byte        // the signing key
@@ -72,7 +73,7 @@ func startStackWith(t *testing.T, o stackOptions) *e2eStack {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	args := append([]string{"run", "--port", "0", "--table", s.table, "--queue", s.queue,
-		"--build-dir", s.buildDir, "--retry-base-delay", "1s", "--retry-max-delay", "2s"}, o.args...)
+		"--build-dir", s.buildDir, "--retry-base-delay", "1s", "--retry-max-delay", "2s", "--status-port", "0"}, o.args...)
 	cmd := exec.CommandContext(ctx, s.bin, args...)
 	cmd.Dir = root
 	cmd.Env = s.env
@@ -112,17 +113,25 @@ func startStackWith(t *testing.T, o stackOptions) *e2eStack {
 			t.Logf("pushfn run's log:\n%s", tail(s.logs.String(), 60))
 		}
 	})
-	ready := make(chan string, 1)
+	// The banner names the API, then the status page; both are read before the stack is used.
+	ready := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
+		var urls [2]string
 		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "API" {
-				ready <- f[1]
+			f := strings.Fields(sc.Text())
+			switch {
+			case len(f) >= 2 && f[0] == "API":
+				urls[0] = f[1]
+			case len(f) >= 2 && f[0] == "status":
+				urls[1] = f[1]
+				ready <- urls
 			}
 		}
 	}()
 	select {
-	case s.api = <-ready:
+	case urls := <-ready:
+		s.api, s.status = urls[0], urls[1]
 	case err := <-exited:
 		t.Fatalf("pushfn run exited: %v\n%s", err, s.logs.String())
 	case <-time.After(4 * time.Minute):

@@ -128,3 +128,43 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 }
 
 func (l *limitedBuffer) String() string { return string(l.b) }
+
+// browsers are the names Debian's chromium package, and other distributions', install Chromium as.
+var browsers = []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}
+
+// Browser returns the path of a Chromium the status page's browser test can run headless,
+// installing Debian's chromium package first when none is on the PATH (as the emulators get Node
+// and Java), so that make test needs nothing installed by hand.
+func Browser(ctx context.Context, o Options) (string, error) {
+	if path, ok := findBrowser(); ok {
+		return path, nil
+	}
+	o, err := o.withDefaults()
+	if err != nil {
+		return "", err
+	}
+	unlock, err := lock(filepath.Join(o.Root, ".pushfn"), "install.lock")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if path, ok := findBrowser(); ok { // installed while this waited for the lock
+		return path, nil
+	}
+	if err := aptInstall(ctx, o, []string{"chromium"}); err != nil {
+		return "", fmt.Errorf("install chromium: %w", err)
+	}
+	if path, ok := findBrowser(); ok {
+		return path, nil
+	}
+	return "", fmt.Errorf("chromium installed, but none of %v is on the PATH", browsers)
+}
+
+func findBrowser() (string, bool) {
+	for _, name := range browsers {
+		if path, err := exec.LookPath(name); err == nil {
+			return path, true
+		}
+	}
+	return "", false
+}
