@@ -161,7 +161,7 @@ func TestParseRunFlags(t *testing.T) {
 		check   func(t *testing.T, o runOptions)
 	}{
 		{name: "defaults", check: func(t *testing.T, o runOptions) {
-			if o.addr != "127.0.0.1:3000" || o.table != defaultTable || o.queue != defaultQueue || o.apiProcesses != 4 || len(o.overrides) != 0 || o.template != "" {
+			if o.addr != "127.0.0.1:3000" || o.statusAddr != "127.0.0.1:3001" || o.table != defaultTable || o.queue != defaultQueue || o.apiProcesses != 4 || len(o.overrides) != 0 || o.template != "" {
 				t.Errorf("%+v", o)
 			}
 		}},
@@ -175,6 +175,18 @@ func TestParseRunFlags(t *testing.T) {
 				t.Errorf("template %q, want other.yaml", o.template)
 			}
 		}},
+		{name: "status page on any free port of the API's host", args: []string{"--host", "::1", "--status-port", "0"}, check: func(t *testing.T, o runOptions) {
+			if o.statusAddr != "[::1]:0" {
+				t.Errorf("status address %q, want [::1]:0", o.statusAddr)
+			}
+		}},
+		{name: "no status page", args: []string{"--status-port", "-1"}, check: func(t *testing.T, o runOptions) {
+			if o.statusAddr != "" {
+				t.Errorf("status address %q, want none", o.statusAddr)
+			}
+		}},
+		{name: "status port out of range", args: []string{"--status-port", "65536"}, wantErr: true},
+		{name: "status port below -1", args: []string{"--status-port", "-2"}, wantErr: true},
 		{name: "unknown flag", args: []string{"--nope"}, wantErr: true},
 		{name: "argument", args: []string{"extra"}, wantErr: true},
 		{name: "missing env file", args: []string{"--env-vars", filepath.Join(t.TempDir(), "none.json")}, wantErr: true},

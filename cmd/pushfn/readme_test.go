@@ -246,6 +246,8 @@ var readmeRunners = []readmeRunner{
 	{prefix: "curl", section: "Endpoints", by: "TestIntegrationE2E", why: "the README Endpoints subtest runs every command of its section"},
 	{prefix: "curl", section: "Recovery", by: "TestIntegrationE2E", why: "the README Window recovery subtest runs every command of its section"},
 	{prefix: "EP=ep_06h3b2r4m2tq4gpdzyxsvjwq01", section: "Endpoints", by: "TestIntegrationE2E", why: "the sending-to-an-endpoint subtest sets EP to the endpoint its create made"},
+	{prefix: "curl -s http://127.0.0.1:3001/status.json", section: "Status page", by: "TestIntegrationStatusPage",
+		why: "runs the command against its stack's status page and checks its answer against the README's and the page's"},
 	{prefix: "make invoke FN=RelayFunction EVENT=events/eventbridge.json", by: "TestIntegrationMakeInvoke", recipe: "$(GO) run ./cmd/pushfn invoke $(FN) -e $(EVENT)"},
 	{prefix: "make test", by: "CI", why: ".ci/run runs make test", recipe: "dev/test.sh"},
 	{prefix: "make emulators-up", by: "TestIntegrationReadmeEmulators", recipe: "$(GO) run ./cmd/pushfn emulators up"},

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -168,9 +169,10 @@ func TestIntegrationStatusPage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("count the page's bars: %v", err)
 	}
-	// The page and the JSON fetched now agree on every figure the page shows (but the rate,
-	// which moves with the clock), and the JSON has no figure the page leaves out.
-	snap = figures(fetchStatus(t, ctx, s.status))
+	// The page and the JSON the README's command fetches now agree on every figure the page
+	// shows (but the rate, which moves with the clock), and the JSON has no figure the page
+	// leaves out.
+	snap = figures(readmeStatus(t, ctx, s.status))
 	for name, text := range shown {
 		if name == "rate.per_second" {
 			continue
@@ -238,6 +240,66 @@ func fetchStatus(t *testing.T, ctx context.Context, base string) statuspage.Snap
 		t.Fatalf("GET /status.json: %v", err)
 	}
 	return snap
+}
+
+// readmeStatus runs the command of the README's Status page section against the page at base,
+// checks its answer has the shape the README shows, and returns it.
+func readmeStatus(t *testing.T, ctx context.Context, base string) statuspage.Snapshot {
+	t.Helper()
+	var cmds []readmeCommand
+	for _, c := range readmeCommands(readReadme(t)) {
+		if c.section == "Status page" {
+			cmds = append(cmds, c)
+		}
+	}
+	if len(cmds) != 1 || !strings.Contains(cmds[0].text, "http://127.0.0.1:3001/status.json") {
+		t.Fatalf("the README's Status page section has commands %q, want one fetching http://127.0.0.1:3001/status.json", cmds)
+	}
+	out, err := exec.CommandContext(ctx, "sh", "-c", strings.ReplaceAll(cmds[0].text, "http://127.0.0.1:3001", base)).Output()
+	if err != nil {
+		t.Fatalf("%s: %v", cmds[0].text, err)
+	}
+	var snap statuspage.Snapshot
+	if err := json.Unmarshal(out, &snap); err != nil {
+		t.Fatalf("%s: %v: %s", cmds[0].text, err, out)
+	}
+	got, documented := jsonShape(t, out), jsonShape(t, []byte(cmds[0].doc))
+	if !slices.Equal(got, documented) {
+		t.Errorf("%s answers members %q; the README shows %q", cmds[0].text, got, documented)
+	}
+	return snap
+}
+
+// jsonShape lists the members of a JSON document as paths ("rate.series[].t"), leaving out the
+// names of members that are data (states, outcomes, codes, detail types, an event's detail).
+func jsonShape(t *testing.T, doc []byte) []string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, doc)
+	}
+	data := map[string]bool{"by_state": true, "fanout_deliveries_by_state": true, "refused_by_code": true,
+		"deliveries": true, "outcomes": true, "by_detail_type": true, "detail": true}
+	set := map[string]bool{}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				p := strings.TrimPrefix(path+"."+k, ".")
+				set[p] = true
+				if !data[k] {
+					walk(p, x)
+				}
+			}
+		case []any:
+			for _, x := range v {
+				walk(path+"[]", x)
+			}
+		}
+	}
+	walk("", v)
+	return slices.Sorted(maps.Keys(set))
 }
 
 // figures names each number of a snapshot as the page's data-figure attributes do.

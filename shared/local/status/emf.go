@@ -88,6 +88,9 @@ func parseDocument(line []byte) (document, error) {
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return d, fmt.Errorf("metric %s: %w", name, err)
 		}
+		if !inRange(v) {
+			return d, fmt.Errorf("metric %s: %v is out of range", name, v)
+		}
 		d.counts[name] = v
 	}
 	if raw, ok := root[metrics.AttemptLatency]; ok {
@@ -95,8 +98,8 @@ func parseDocument(line []byte) (document, error) {
 		if err := json.Unmarshal(raw, d.latency); err != nil {
 			return d, fmt.Errorf("metric %s: %w", metrics.AttemptLatency, err)
 		}
-		if len(d.latency.Values) != len(d.latency.Counts) {
-			return d, fmt.Errorf("metric %s: %d values and %d counts", metrics.AttemptLatency, len(d.latency.Values), len(d.latency.Counts))
+		if err := d.latency.check(); err != nil {
+			return d, fmt.Errorf("metric %s: %w", metrics.AttemptLatency, err)
 		}
 	}
 	for _, p := range []struct {
@@ -107,7 +110,40 @@ func parseDocument(line []byte) (document, error) {
 			if err := json.Unmarshal(raw, p.into); err != nil {
 				return d, fmt.Errorf("property %s: %w", p.name, err)
 			}
+			for key, outcomes := range *p.into {
+				for o, v := range outcomes {
+					if !inRange(v) {
+						return d, fmt.Errorf("property %s: %s %s: %v is out of range", p.name, key, o, v)
+					}
+				}
+			}
 		}
 	}
 	return d, nil
+}
+
+// maxValue bounds every value the Board adds up: no count or latency comes near it, and sums of
+// values under it stay finite.
+const maxValue = 1e15
+
+// inRange reports whether v is a count the Board adds up: from 0 to maxValue.
+func inRange(v float64) bool { return v >= 0 && v <= maxValue }
+
+// check reports why l cannot be added up: arrays of different lengths, a count that is not
+// positive, a value out of range, or a Count that is not the sum of the counts.
+func (l *latencyValue) check() error {
+	if len(l.Values) != len(l.Counts) {
+		return fmt.Errorf("%d values and %d counts", len(l.Values), len(l.Counts))
+	}
+	var n float64
+	for i, c := range l.Counts {
+		if c <= 0 || !inRange(c) || !inRange(l.Values[i]) {
+			return fmt.Errorf("value %v with count %v", l.Values[i], c)
+		}
+		n += c
+	}
+	if n != l.Count || !inRange(l.Min) || !inRange(l.Max) || !inRange(l.Sum) {
+		return fmt.Errorf("count %v, min %v, max %v, sum %v for counts adding up to %v", l.Count, l.Min, l.Max, l.Sum, n)
+	}
+	return nil
 }
