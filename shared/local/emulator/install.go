@@ -136,7 +136,7 @@ var browsers = []string{"chromium", "chromium-browser", "google-chrome", "google
 // installing Debian's chromium package first when none is on the PATH (as the emulators get Node
 // and Java), so that make test needs nothing installed by hand.
 func Browser(ctx context.Context, o Options) (string, error) {
-	if path, ok := findBrowser(); ok {
+	if path, ok := findBrowser(exec.LookPath); ok {
 		return path, nil
 	}
 	o, err := o.withDefaults()
@@ -148,21 +148,22 @@ func Browser(ctx context.Context, o Options) (string, error) {
 		return "", err
 	}
 	defer unlock()
-	if path, ok := findBrowser(); ok { // installed while this waited for the lock
+	if path, ok := findBrowser(exec.LookPath); ok { // installed while this waited for the lock
 		return path, nil
 	}
 	if err := aptInstall(ctx, o, []string{"chromium"}); err != nil {
 		return "", fmt.Errorf("install chromium: %w", err)
 	}
-	if path, ok := findBrowser(); ok {
+	if path, ok := findBrowser(exec.LookPath); ok {
 		return path, nil
 	}
 	return "", fmt.Errorf("chromium installed, but none of %v is on the PATH", browsers)
 }
 
-func findBrowser() (string, bool) {
+// findBrowser returns the first of browsers that lookPath finds.
+func findBrowser(lookPath func(string) (string, error)) (string, bool) {
 	for _, name := range browsers {
-		if path, err := exec.LookPath(name); err == nil {
+		if path, err := lookPath(name); err == nil {
 			return path, true
 		}
 	}
