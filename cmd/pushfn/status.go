@@ -55,7 +55,11 @@ func listenStatus(addr string) (*statusPage, error) {
 	return p, nil
 }
 
-// tap returns the writer a function's output goes through, so the board reads its metrics.
+// tap returns the writer a function's output goes through, so the board reads its metrics. The
+// processes of one function share it: a line is read whole as long as each process writes it
+// in one write of at most the pipe's atomic size (4 KiB), as the metrics lines are; a longer log
+// line cut by another process's output can spoil the line after it, which the page then counts
+// as unreadable.
 func (p *statusPage) tap(w io.Writer) io.Writer { return p.board.Tap(w) }
 
 // serve starts serving the page, counting the records of table and listing the events bus

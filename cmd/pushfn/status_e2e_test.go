@@ -87,7 +87,7 @@ func TestIntegrationStatusPage(t *testing.T) {
 		"target_hosts[" + host(flaky.url()) + "].delivered": 1, "target_hosts[" + host(flaky.url()) + "].retrying": 1,
 		"target_hosts[" + host(goneURL) + "].failed": goneN, "target_hosts[" + host(hook.url()) + "].delivered": epN,
 		"endpoints[" + ep.ID + "].delivered": epN, "endpoints[" + ep.ID + "].total": epN,
-		"events.total": goneN, "events.by_detail_type[pushfn.delivery.failed]": goneN,
+		"events.total": goneN, "events.by_detail_type[pushfn.delivery.failed]": goneN, "totals.unreadable": 0,
 	}
 	// The functions write their documents after their last result, and the table is counted
 	// every 2 s: wait until the JSON shows the whole workload.
@@ -309,6 +309,8 @@ func figures(s statuspage.Snapshot) map[string]float64 {
 		"totals.refused": float64(s.Totals.Refused), "totals.attempts": float64(s.Totals.Attempts),
 		"totals.batches": float64(s.Totals.Batches), "totals.records_not_started": float64(s.Totals.RecordsNotStarted),
 		"totals.lease_conflicts": float64(s.Totals.LeaseConflicts), "rate.per_second": s.Rate.PerSecond,
+		"totals.records": float64(s.Totals.Records), "totals.documents": float64(s.Totals.Documents),
+		"totals.unreadable": float64(s.Totals.Unreadable),
 	}
 	for o, v := range s.Totals.Deliveries {
 		f["totals.deliveries."+o] = float64(v)

@@ -80,13 +80,17 @@ function drawTotals(s) {
     ["lease conflicts", "totals.lease_conflicts", t.lease_conflicts],
     ["operational events", "events.total", s.events ? s.events.total : 0],
   ];
+  const read = el("p", { class: "muted" });
+  read.append(figure("totals.records", t.records), " records in the deliver batches; ",
+    figure("totals.documents", t.documents), " metrics lines read, ",
+    figure("totals.unreadable", t.unreadable), " unreadable");
   replace("tiles", ...tiles.map(([label, path, v]) => {
     const d = el("div", { class: "tile" });
     const n = figure(path, v);
     n.className = "n";
     d.append(n, el("span", { class: "label" }, label));
     return d;
-  }));
+  }), read);
 }
 
 function drawMessages(s) {
