@@ -56,10 +56,9 @@ func listenStatus(addr string) (*statusPage, error) {
 }
 
 // tap returns the writer a function's output goes through, so the board reads its metrics. The
-// processes of one function share it: a line is read whole as long as each process writes it
-// in one write of at most the pipe's atomic size (4 KiB), as the metrics lines are; a longer log
-// line cut by another process's output can spoil the line after it, which the page then counts
-// as unreadable.
+// function's processes share it; lambdarun hands it each process's output in whole lines, so
+// their lines never interleave. Only a line longer than lambdarun's 256 KiB line buffer is cut,
+// and may then spoil the line another process writes next, which the page counts as unreadable.
 func (p *statusPage) tap(w io.Writer) io.Writer { return p.board.Tap(w) }
 
 // serve starts serving the page, counting the records of table and listing the events bus
