@@ -138,7 +138,7 @@ func TestIntegrationRedriveReadme(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	ddb, sq := awstest.DynamoDB(t), awstest.SQS(t)
-	db := store.NewDynamoDB(ddb, awstest.Table(t, ddb), time.Hour)
+	db := store.NewDynamoDB(ddb, awstest.Table(t, ddb), awstest.RecordTTL)
 	const maxReceiveCount = 2
 	queueURL, dlqURL := awstest.Queues(t, sq, maxReceiveCount, 30*time.Second)
 	queueName := path.Base(queueURL)

@@ -42,7 +42,7 @@ func TestIntegrationEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := store.NewDynamoDB(ddb, table, time.Hour)
+	db := store.NewDynamoDB(ddb, table, awstest.RecordTTL)
 	b := newBundle(t, func(h *Handler) {
 		h.Store = db
 		h.Endpoints = NewEndpointCache(eps, kr, message.Rules{AllowHTTPTargets: true, AllowPrivateTargets: true})

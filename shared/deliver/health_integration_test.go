@@ -58,7 +58,7 @@ func TestIntegrationEndpointHealth(t *testing.T) {
 	}
 	clock := &fakeClock{now: time.Now()}
 	published := &eventLog{}
-	db := store.NewDynamoDB(ddb, table, time.Hour)
+	db := store.NewDynamoDB(ddb, table, awstest.RecordTTL)
 	container := func() *Handler {
 		b := newBundle(t, func(h *Handler) {
 			h.Store = db

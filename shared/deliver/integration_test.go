@@ -31,7 +31,7 @@ func TestIntegrationEmulators(t *testing.T) {
 		h.Config.RetryBaseDelay = time.Second
 		h.Queue, h.QueueURL = sq, queueURL
 	})
-	db := store.NewDynamoDB(ddb, table, time.Hour)
+	db := store.NewDynamoDB(ddb, table, awstest.RecordTTL)
 	b.h.Store = db
 
 	ok := newTarget(t, 200, nil, 0)
@@ -134,7 +134,7 @@ func TestIntegrationLostAnswer(t *testing.T) {
 	ctx := context.Background()
 	ddb := awstest.DynamoDB(t)
 	table := awstest.Table(t, ddb)
-	db := store.NewDynamoDB(ddb, table, time.Hour)
+	db := store.NewDynamoDB(ddb, table, awstest.RecordTTL)
 	for _, tc := range []struct {
 		name       string
 		status     int
@@ -149,7 +149,7 @@ func TestIntegrationLostAnswer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBundle(t, nil)
 			lost := awstest.NewLossyHTTP(t, awstest.LoseCalls("UpdateItem", tc.lose))
-			b.h.Store = store.NewDynamoDB(awstest.LossyDynamoDB(t, lost), table, time.Hour)
+			b.h.Store = store.NewDynamoDB(awstest.LossyDynamoDB(t, lost), table, awstest.RecordTTL)
 			tg := newTarget(t, tc.status, nil, 0)
 			id := message.NewID(time.Now())
 			if err := db.Create(ctx, message.Record{ID: id, Fingerprint: fingerprint(id), CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {

@@ -91,7 +91,7 @@ func TestIntegrationRateLimit(t *testing.T) {
 	if _, err := eps.CreateEndpoint(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	db := store.NewDynamoDB(ddb, table, time.Hour)
+	db := store.NewDynamoDB(ddb, table, awstest.RecordTTL)
 	counted := &countingSlots{Client: ddb}
 	producer := queue.NewProducer(sq, queueURL)
 

@@ -84,7 +84,7 @@ func TestIntegrationRecoveryAtScale(t *testing.T) {
 	ctx := context.Background()
 	ddb := awstest.DynamoDB(t)
 	table := awstest.Table(t, ddb)
-	db := store.NewDynamoDB(ddb, table, time.Hour)
+	db := store.NewDynamoDB(ddb, table, awstest.RecordTTL)
 	eps := store.NewDynamoDBEndpoints(ddb, table)
 	kr, err := endpoint.NewKeyring("an-endpoint-secrets-key-of-the-recovery-test")
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -24,7 +23,7 @@ func TestIntegrationCreatesWhoseAnswerWasLost(t *testing.T) {
 	t.Parallel()
 	s := ingesttest.New(t, nil)
 	lossy := awstest.NewLossyHTTP(t, func(op string, n int) bool { return op == "PutItem" && n%50 == 1 })
-	s.Enqueuer.Store = store.NewDynamoDB(awstest.LossyDynamoDB(t, lossy), s.Table, time.Hour)
+	s.Enqueuer.Store = store.NewDynamoDB(awstest.LossyDynamoDB(t, lossy), s.Table, awstest.RecordTTL)
 
 	const n = 300
 	ms := messages(n, "")

@@ -55,7 +55,7 @@ func TestIntegrationKeptCopyCost(t *testing.T) {
 	meter := &capacityMeter{}
 	client := meter.client(t)
 	table := awstest.Table(t, client)
-	s := store.NewDynamoDB(client, table, time.Hour)
+	s := store.NewDynamoDB(client, table, awstest.RecordTTL)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	random := make([]byte, 128<<10)

@@ -19,7 +19,7 @@ func TestIntegrationLostAnswers(t *testing.T) {
 	t.Parallel()
 	setupClient := awstest.DynamoDB(t)
 	table := awstest.Table(t, setupClient)
-	plain := store.NewDynamoDB(setupClient, table, time.Hour)
+	plain := store.NewDynamoDB(setupClient, table, awstest.RecordTTL)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 
@@ -27,7 +27,7 @@ func TestIntegrationLostAnswers(t *testing.T) {
 	// their answers lost.
 	lossy := func(t *testing.T, op string, calls ...int) (*store.DynamoDB, *awstest.LossyHTTP) {
 		l := awstest.NewLossyHTTP(t, awstest.LoseCalls(op, calls...))
-		return store.NewDynamoDB(awstest.LossyDynamoDB(t, l), table, time.Hour), l
+		return store.NewDynamoDB(awstest.LossyDynamoDB(t, l), table, awstest.RecordTTL), l
 	}
 	newRecord := func(token string) message.Record {
 		return message.Record{ID: message.NewID(now), Fingerprint: "sha256:0f", CreatedAt: now, UpdatedAt: now, CreateToken: token}

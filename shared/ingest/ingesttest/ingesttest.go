@@ -62,7 +62,7 @@ func New(t *testing.T, now func() time.Time) *Stack {
 	s := &Stack{SQS: awstest.SQS(t), DynamoDB: awstest.DynamoDB(t)}
 	s.Table = awstest.Table(t, s.DynamoDB)
 	s.QueueURL, _ = awstest.Queues(t, s.SQS, 5, 5*time.Minute)
-	s.Store = store.NewDynamoDB(s.DynamoDB, s.Table, time.Hour)
+	s.Store = store.NewDynamoDB(s.DynamoDB, s.Table, awstest.RecordTTL)
 	s.Sends = &CountingSQS{API: s.SQS}
 	s.Enqueuer = &ingest.Enqueuer{Store: s.Store, Producer: queue.NewProducer(s.Sends, s.QueueURL), Now: now, Logger: slog.New(slog.DiscardHandler)}
 	return s

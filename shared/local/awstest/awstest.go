@@ -110,6 +110,13 @@ func Queues(t testing.TB, client *sqs.Client, maxReceiveCount int, visibility ti
 	return url, dlq
 }
 
+// RecordTTL is the record TTL for stores in integration tests. Many tests run on a fixed clock
+// days in the past, and DynamoDB Local, like DynamoDB, deletes items whose ttl has passed: with
+// a short TTL their records would vanish mid-test at the emulator's next sweep (seen once a
+// test clock's date plus the TTL fell behind the real date). A century keeps every such ttl
+// in the future.
+const RecordTTL = 100 * 365 * 24 * time.Hour
+
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 
 // Name returns a table or queue name unique to this test run, so tests can share the emulators.

@@ -36,8 +36,10 @@ func RunSlots(t *testing.T, newStore func(t *testing.T) store.Slots) {
 	}
 }
 
-// nowSec is a plausible current second: slot numbers near real ones.
-var nowSec = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC).Unix()
+// nowSec is a current second, on the hour: slot numbers near real ones. It is taken from the
+// real clock because a counter's ttl is a day after its slot's second, and DynamoDB Local deletes
+// items whose ttl has passed: a fixed date would make the counters vanish once it is a day old.
+var nowSec = time.Now().Truncate(time.Hour).Unix()
 
 func reserve(t *testing.T, s store.Slots, ep string, rate int, nowSlot int64, k int) int64 {
 	t.Helper()
