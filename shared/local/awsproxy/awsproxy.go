@@ -37,8 +37,10 @@ type Proxy struct {
 	ln      net.Listener
 	srv     *http.Server
 
-	mu     sync.Mutex
-	counts map[string]Count
+	mu       sync.Mutex
+	counts   map[string]Count
+	inFlight int        // requests being served, not yet counted
+	idle     *sync.Cond // on mu: signalled when inFlight drops to 0
 }
 
 // ErrUpstream is returned by Start for an upstream that is not an http(s) URL with a host.
@@ -56,6 +58,7 @@ func Start(service, upstream string) (*Proxy, error) {
 		return nil, fmt.Errorf("awsproxy: listen for %s: %w", service, err)
 	}
 	p := &Proxy{service: service, ln: ln, counts: map[string]Count{}}
+	p.idle = sync.NewCond(&p.mu)
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
@@ -76,10 +79,16 @@ func Start(service, upstream string) (*Proxy, error) {
 // URL returns the endpoint URL to give a client in place of the upstream's.
 func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
 
-// Counts returns what the proxy served so far, by operation.
+// Counts returns what the proxy served so far, by operation. A request is counted once its
+// answer is written, and a caller can read the whole answer just before that (the proxy flushes
+// as it copies), so Counts first waits until no request is in flight: every answer a caller has
+// read is counted. Call it once the callers are done; under steady traffic it waits for a lull.
 func (p *Proxy) Counts() map[string]Count {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for p.inFlight > 0 {
+		p.idle.Wait()
+	}
 	return maps.Clone(p.counts)
 }
 
@@ -98,6 +107,16 @@ const chunk = 64 << 10
 func (p *Proxy) counting(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op := p.service + "." + Operation(r)
+		p.mu.Lock()
+		p.inFlight++
+		p.mu.Unlock()
+		defer func() { // also when ReverseProxy panics with http.ErrAbortHandler (client gone)
+			p.mu.Lock()
+			if p.inFlight--; p.inFlight == 0 {
+				p.idle.Broadcast()
+			}
+			p.mu.Unlock()
+		}()
 		body := &countingReader{r: r.Body}
 		r.Body = body
 		cw := &countingWriter{ResponseWriter: w}
