@@ -149,7 +149,11 @@ func TestHealthWritesOnlyOnChange(t *testing.T) {
 			ep, _ := b.endpoint(t, rc.URL, nil)
 			start := b.clock.Now()
 			// The first write waits until every push of the batch has been answered, so the
-			// other 49 deliveries meet it in flight and must not write again after it.
+			// other 49 deliveries meet it in flight and must not write again after it. On a
+			// busy machine that wait can outlast the default 2 s store budget, and a write whose
+			// budget ran out during it would fail and leave the endpoint to the next delivery
+			// (2 writes seen under load): the budget here outlasts the wait.
+			b.h.StoreBudget = time.Minute
 			counter.hold = func() { waitFor(t, func() bool { return rc.pushes.Load() >= 50 }) }
 			b.batch(t, b.h, ep.ID, 50)
 			for range 50 {
